@@ -1,0 +1,3 @@
+"""promptd: a prompt-compiling gateway for the OpenAI API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,137 @@
+"""promptd's own endpoints: the prompt catalogue, render, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from promptd.compile import PromptRef, compile_request, resolve, take_prompt_ref
+from promptd.endpoint import Exchange
+from promptd.errors import BadRequest, NotFound
+from promptd.gateway import decode_object, read_body
+from promptd.logs import timestamp
+from promptd.metrics import CONTENT_TYPE_LATEST
+from promptd.promptfile import Prompt
+from promptd.state import Gateway
+
+_JSON = "application/json"
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type=_JSON)
+
+
+def _summary(prompt: Prompt, default_environment: str) -> dict[str, Any]:
+    default = prompt.versions[prompt.environments.get(default_environment, prompt.latest.number)]
+    return {
+        "id": prompt.id,
+        "description": prompt.description,
+        "versions": sorted(prompt.versions),
+        "latest": prompt.latest.number,
+        "environments": prompt.environments,
+        "default_version": default.number,
+        "variables": default.rules.describe(),
+        "source": prompt.source,
+        "hash": prompt.hash,
+    }
+
+
+def _prompt(gateway: Gateway, prompt_id: str) -> Prompt:
+    prompts = gateway.holder.current
+    prompt = prompts.prompts.get(prompt_id)
+    if prompt is None:
+        resolve(prompts, PromptRef(prompt_id), gateway.settings.default_environment)  # raises the 404
+    return prompt  # type: ignore[return-value]
+
+
+async def list_prompts(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    prompts = gateway.holder.current
+    default_environment = gateway.settings.default_environment
+    return json_response(
+        {
+            "object": "list",
+            "generation": prompts.generation,
+            "hash": prompts.hash,
+            "data": [_summary(prompts.prompts[i], default_environment) for i in sorted(prompts.prompts)],
+        }
+    )
+
+
+async def get_prompt(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    exchange.prompt_id = request.match_info["prompt_id"]
+    prompt = _prompt(gateway, exchange.prompt_id)
+    out = _summary(prompt, gateway.settings.default_environment)
+    out["versions"] = [prompt.versions[n].describe() for n in sorted(prompt.versions)]
+    return json_response(out)
+
+
+async def render_prompt(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    """Body `{version?, environment?, variables?, messages?, model?, ...}`: answers the
+    exact body a chat completion would send upstream, and the upstream's name."""
+    exchange.prompt_id = request.match_info["prompt_id"]
+    raw = await read_body(request, gateway.settings.max_body_bytes)
+    body = decode_object(raw) if raw.strip() else {}
+    fields: dict[str, Any] = {"prompt_id": exchange.prompt_id}
+    if "version" in body:
+        fields["prompt_version"] = body.pop("version")
+    if "environment" in body:
+        fields["environment"] = body.pop("environment")
+    if "variables" in body:
+        fields["prompt_variables"] = body.pop("variables")
+    for name in ("prompt_id", "prompt", "prompt_version", "prompt_variables", "inputs", "prompt_environment", "prompt_label"):
+        if name in body:
+            raise BadRequest(
+                f"`{name}` does not belong in a render body: use version, environment and variables",
+                code="invalid_prompt_fields",
+                param=name,
+            )
+    ref = take_prompt_ref(fields)
+    assert ref is not None
+    compiled = compile_request(gateway.holder.current, ref, body, gateway.settings.default_environment)
+    upstream = gateway.router.for_model(compiled.body["model"])
+    exchange.version = compiled.version.number
+    exchange.environment = compiled.environment
+    exchange.model = compiled.body["model"]
+    return json_response(
+        {
+            "prompt_id": compiled.prompt.id,
+            "version": compiled.version.number,
+            "environment": compiled.environment,
+            "hash": compiled.version.hash,
+            "upstream": upstream.name,
+            "body": compiled.body,
+        }
+    )
+
+
+async def healthz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    holder = gateway.holder
+    prompts = holder.current
+    return json_response(
+        {
+            "status": "ready",
+            "generation": prompts.generation,
+            "hash": prompts.hash,
+            "prompts": len(prompts.prompts),
+            "versions": prompts.version_count,
+            "loaded_at": timestamp(prompts.loaded_at),
+            "last_reload_at": timestamp(holder.last_reload_at),
+            "last_reload_error": holder.last_reload_error,
+        }
+    )
+
+
+async def metrics(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    response = web.Response(body=gateway.metrics.render())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+async def not_found(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    raise NotFound(f"{request.method} {request.path}: no such endpoint", code="not_found")

@@ -1,0 +1,89 @@
+"""`create_app(settings)`: the one place the aiohttp application is assembled."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from promptd import api, gateway as gw
+from promptd.endpoint import endpoint
+from promptd.logs import AccessLog
+from promptd.metrics import Metrics
+from promptd.promptset import PromptLoader, PromptSet
+from promptd.reload import PromptHolder, reload_context
+from promptd.routing import Router
+from promptd.settings import Settings
+from promptd.state import GATEWAY, Gateway
+
+
+def create_app(
+    settings: Settings,
+    prompts: PromptSet | None = None,
+    *,
+    loader: PromptLoader | None = None,
+    metrics: Metrics | None = None,
+    access_log: AccessLog | None = None,
+) -> web.Application:
+    """Build the app. Without `prompts`, the prompt set is loaded now and a
+    `ConfigError` is raised if it is invalid."""
+    loader = loader or PromptLoader(settings.prompt_dirs)
+    if prompts is None:
+        prompts = loader.build()
+    metrics = metrics or Metrics()
+    state = Gateway(
+        settings=settings,
+        holder=PromptHolder(loader, prompts, metrics),
+        router=Router(settings.upstreams),
+        metrics=metrics,
+        access_log=access_log or AccessLog(),
+        api_keys=tuple(key.encode() for key in settings.api_keys),
+    )
+    app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"max_field_size": 65536})
+    app[GATEWAY] = state
+    app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_reloading)
+    app.cleanup_ctx.append(_flush_access_log)
+
+    chat = endpoint("chat_completions", gw.chat_completions)
+    routes = app.router
+    routes.add_get("/healthz", endpoint("healthz", api.healthz, auth=False))
+    routes.add_get("/readyz", endpoint("readyz", api.readyz))
+    routes.add_get("/metrics", endpoint("metrics", api.metrics, auth=False))
+    routes.add_post("/v1/chat/completions", chat)
+    routes.add_post("/chat/completions", chat)
+    routes.add_get("/v1/prompts", endpoint("prompts", api.list_prompts))
+    routes.add_get("/v1/prompts/{prompt_id}", endpoint("prompt", api.get_prompt))
+    routes.add_post("/v1/prompts/{prompt_id}/render", endpoint("render", api.render_prompt))
+    routes.add_route("*", "/v1/{tail:.*}", endpoint("passthrough", gw.passthrough))
+    routes.add_route("*", "/{tail:.*}", endpoint("not_found", api.not_found))
+    return app
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    """Exactly one upstream ClientSession per app. Bodies are relayed as the
+    upstream encoded them, so nothing is decompressed or re-encoded."""
+    state = app[GATEWAY]
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+    state.session = aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+        timeout=aiohttp.ClientTimeout(total=None),
+    )
+    try:
+        yield
+    finally:
+        await state.session.close()
+
+
+async def _reloading(app: web.Application) -> AsyncIterator[None]:
+    state = app[GATEWAY]
+    async for _ in reload_context(state.holder, state.settings.prompt_dirs, state.settings.watch):
+        yield
+
+
+async def _flush_access_log(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[GATEWAY].access_log.flush()

@@ -1,0 +1,182 @@
+"""`promptd serve | validate | render` (DESIGN.md 4.1).
+
+Every startup problem is a `ConfigError`: printed one line per problem, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+import orjson
+
+from promptd import __version__
+from promptd.compile import PromptRef, compile_request, resolve
+from promptd.errors import ConfigError, PromptdError
+from promptd.logs import LOG_LEVELS, setup_logging
+from promptd.promptset import PromptLoader, PromptSet
+from promptd.routing import Router
+from promptd.settings import DEFAULT_CONFIG, Settings, load_settings
+
+log = logging.getLogger("promptd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="promptd", description="A prompt-compiling gateway for the OpenAI API.")
+    parser.add_argument("--version", action="version", version=f"promptd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = f"a promptd.toml, or a directory holding one (default: ./{DEFAULT_CONFIG})"
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port (overrides server.workers)")
+    serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
+
+    validate = commands.add_parser("validate", help="load and check the config and every prompt file")
+    validate.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+
+    render = commands.add_parser("render", help="print the body a request for PROMPT_ID would send upstream")
+    render.add_argument("prompt_id", metavar="PROMPT_ID", help="a prompt id; id@3 and id@staging work too")
+    render.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    which = render.add_mutually_exclusive_group()
+    which.add_argument("--version", dest="prompt_version", type=int, metavar="N", help="render version N")
+    which.add_argument("--environment", metavar="E", help="render the version environment E points at")
+    render.add_argument("--model", help="the model to send when the prompt version sets none")
+    render.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a variable (repeatable)")
+    render.add_argument("--vars-json", metavar="JSON", help="variables as one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    setup_logging("warning")
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        return _render(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+
+
+def _load(config: str | None) -> tuple[Settings, PromptSet]:
+    settings = load_settings(config)
+    return settings, PromptLoader(settings.prompt_dirs).build()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    try:
+        settings, prompts = _load(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if value is not None
+    }
+    settings = dataclasses.replace(settings, **overrides)
+    for warning in prompts.warnings:
+        log.warning(warning)
+    from promptd import server  # aiohttp's server side is needed only here
+
+    if settings.workers > 1 and not os.environ.get(server.WORKER_ENV):
+        return server.supervise(settings, args.log_level)
+    return server.run_worker(settings, prompts)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        problems += exc.problems
+        settings = None
+    prompts = None
+    if settings is not None:
+        try:
+            prompts = PromptLoader(settings.prompt_dirs).build()
+        except ConfigError as exc:
+            problems += exc.problems
+    if prompts is not None:
+        for warning in prompts.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        noun = "problem" if len(problems) == 1 else "problems"
+        print(f"{len(problems)} {noun} found", file=sys.stderr)
+        return 1
+    assert settings is not None and prompts is not None
+    print(f"ok: {len(prompts.prompts)} prompts, {prompts.version_count} versions ({settings.config_path})")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    settings, prompts = _load(args.config)
+    ref = PromptRef(args.prompt_id)
+    if "@" in args.prompt_id:
+        if args.prompt_version is not None or args.environment is not None:
+            return _fail(f"{args.prompt_id}: give the version either with @ or with --version/--environment")
+        ref.id, _, selector = args.prompt_id.partition("@")
+        if selector.isdigit():
+            ref.version = int(selector)
+        else:
+            ref.environment = selector
+    else:
+        ref.version = args.prompt_version
+        ref.environment = args.environment
+    variables: dict[str, Any] = {}
+    if args.vars_json:
+        try:
+            variables = orjson.loads(args.vars_json)
+        except orjson.JSONDecodeError as exc:
+            return _fail(f"--vars-json is not valid JSON: {exc}")
+        if not isinstance(variables, dict):
+            return _fail("--vars-json must be a JSON object")
+    try:
+        _, version, _ = resolve(prompts, ref, settings.default_environment)
+        types = {rule.name: rule.type for rule in version.rules.rules}
+        for item in args.var:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                return _fail(f"--var {item!r}: expected NAME=VALUE")
+            variables[name] = _typed_value(value, types.get(name, "string"))
+        ref.variables = variables
+        body = {"model": args.model} if args.model else {}
+        compiled = compile_request(prompts, ref, body, settings.default_environment)
+        Router(settings.upstreams).for_model(compiled.body["model"])
+    except PromptdError as exc:
+        message = exc.message
+        for detail in exc.details or ():
+            message += f"\n  {detail['variable']}: {detail['problem']}"
+        return _fail(message)
+    sys.stdout.write(orjson.dumps(compiled.body, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _typed_value(text: str, kind: str) -> Any:
+    """`--var` values are text; for a non-string variable they are read as JSON."""
+    if kind in ("string", "any"):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text  # the variable check reports the wrong type
+
+
+def _fail(message: str) -> int:
+    print(f"promptd: {message}", file=sys.stderr)
+    return 1

@@ -1,0 +1,70 @@
+"""The built-in `echo` upstream (DESIGN.md 4.3): answers locally with the
+messages it received, as a `chat.completion` or as `chat.completion.chunk`
+SSE events ending in `data: [DONE]`."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+import orjson
+
+_CHUNK_CHARS = 48
+_ids = itertools.count(1)
+_PREFIX = os.urandom(4).hex()
+
+
+def _usage(body: dict[str, Any], content: str) -> dict[str, int]:
+    prompt_tokens = max(1, len(orjson.dumps(body.get("messages"))) // 4)
+    completion_tokens = max(1, len(content) // 4)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def _head(body: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-echo{_PREFIX}{next(_ids):x}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": body.get("model") if isinstance(body.get("model"), str) else "echo",
+        "system_fingerprint": "promptd-echo",
+    }
+
+
+def echo_completion(body: dict[str, Any]) -> bytes:
+    content = orjson.dumps(body.get("messages")).decode()
+    answer = _head(body, "chat.completion")
+    answer["choices"] = [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ]
+    answer["usage"] = _usage(body, content)
+    return orjson.dumps(answer)
+
+
+def echo_stream(body: dict[str, Any]) -> list[bytes]:
+    """The SSE events of a streamed answer, each a complete `data: ...\\n\\n` frame."""
+    content = orjson.dumps(body.get("messages")).decode()
+    head = _head(body, "chat.completion.chunk")
+    deltas: list[tuple[dict[str, Any], str | None]] = [({"role": "assistant", "content": ""}, None)]
+    deltas += [({"content": content[i : i + _CHUNK_CHARS]}, None) for i in range(0, len(content), _CHUNK_CHARS)]
+    deltas.append(({}, "stop"))
+    events = []
+    for delta, finish in deltas:
+        chunk = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    options = body.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        chunk = {**head, "choices": [], "usage": _usage(body, content)}
+        events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return events

@@ -1,0 +1,145 @@
+"""The one wrapper every route goes through: auth, error rendering, metrics and
+the access log, in one place (no per-request middleware chain)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from promptd.errors import PromptdError, Unauthorized
+from promptd.logs import timestamp
+from promptd.metrics import NONE, UNKNOWN
+from promptd.state import GATEWAY, Gateway
+
+log = logging.getLogger("promptd")
+
+_request_ids = itertools.count(1)
+_REQUEST_ID_PREFIX = os.urandom(4).hex()
+_JSON = "application/json"
+
+
+class Exchange:
+    """What one request did, for the metrics and the access log."""
+
+    __slots__ = (
+        "endpoint", "request_id", "started", "prompt_id", "version", "environment",
+        "upstream", "model", "upstream_ttfb", "upstream_wait", "first_byte", "bytes_out", "stream",
+    )
+
+    def __init__(self, endpoint: str, request: web.Request) -> None:
+        self.endpoint = endpoint
+        self.started = time.perf_counter()
+        self.request_id = request.headers.get("X-Request-Id") or f"{_REQUEST_ID_PREFIX}{next(_request_ids):08x}"
+        self.prompt_id: str | None = None  # as asked for; the metric label is bounded separately
+        self.version: int | None = None
+        self.environment: str | None = None
+        self.upstream: str | None = None
+        self.model: str | None = None
+        self.upstream_ttfb: float | None = None  # send -> response headers
+        self.upstream_wait = 0.0  # seconds spent waiting on the upstream (streams: until the first chunk)
+        self.first_byte: float | None = None  # streams: seconds from start to the first byte relayed
+        self.bytes_out = 0
+        self.stream: web.StreamResponse | None = None  # set once a streamed answer started
+
+
+Handler = Callable[[web.Request, Gateway, Exchange], Awaitable[web.StreamResponse]]
+
+
+def error_response(error: PromptdError, request_id: str) -> web.Response:
+    return web.Response(
+        body=error.render(), status=error.status, content_type=_JSON, headers={"x-request-id": request_id}
+    )
+
+
+def check_auth(request: web.Request, keys: tuple[bytes, ...]) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip().encode()
+    ok = False
+    for key in keys:  # every key is compared, in constant time, whatever matched
+        ok |= hmac.compare_digest(given, key)
+    if not ok or scheme.lower() != "bearer":
+        raise Unauthorized(
+            "missing or invalid promptd API key: send `Authorization: Bearer <key>`", code="unauthorized"
+        )
+
+
+def endpoint(name: str, handler: Handler, *, auth: bool = True, record: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        gateway = request.app[GATEWAY]
+        exchange = Exchange(name, request)
+        metrics = gateway.metrics
+        metrics.inflight.inc()
+        status = 500
+        try:
+            if auth and gateway.api_keys:
+                check_auth(request, gateway.api_keys)
+            response = await handler(request, gateway, exchange)
+        except PromptdError as error:
+            if exchange.prompt_id is not None and error.status in (400, 404):
+                label = exchange.prompt_id if exchange.prompt_id in gateway.holder.current.prompts else UNKNOWN
+                metrics.prompt_error(label, error.code)
+            response = exchange.stream or error_response(error, exchange.request_id)
+        except asyncio.CancelledError:
+            status = 499  # the client went away; nginx's convention
+            raise
+        except Exception:
+            log.exception("unexpected error", extra={"request_id": exchange.request_id, "path": request.path})
+            error = PromptdError("internal error in promptd; see its log", code="internal_error")
+            error.error_type = "api_error"
+            response = exchange.stream or error_response(error, exchange.request_id)
+        finally:
+            metrics.inflight.dec()
+            if status == 499:
+                _finish(gateway, exchange, request, 499)
+        status = response.status
+        if record:
+            _finish(gateway, exchange, request, status, response)
+        return response
+
+    handle.__name__ = f"{name}_endpoint"
+    return handle
+
+
+def _finish(gateway: Gateway, exchange: Exchange, request: web.Request, status: int, response: web.StreamResponse | None = None) -> None:
+    now = time.perf_counter()
+    duration = now - exchange.started
+    prompts = gateway.holder.current.prompts
+    label = NONE if exchange.prompt_id is None else exchange.prompt_id if exchange.prompt_id in prompts else UNKNOWN
+    if exchange.first_byte is None:
+        overhead = duration - exchange.upstream_wait
+    else:  # a stream: promptd's time up to the first byte relayed
+        overhead = exchange.first_byte - exchange.upstream_wait
+    gateway.metrics.request_done(exchange.endpoint, label, status, duration, overhead)
+    if not gateway.access_log.enabled:
+        return
+    bytes_out = exchange.bytes_out
+    if not bytes_out and response is not None and isinstance(response, web.Response) and response.body is not None:
+        bytes_out = len(response.body)  # type: ignore[arg-type]
+    entry: dict[str, Any] = {
+        "ts": timestamp(time.time()),
+        "level": "info",
+        "logger": "promptd.access",
+        "request_id": exchange.request_id,
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "endpoint": exchange.endpoint,
+        "prompt_id": exchange.prompt_id,
+        "prompt_version": exchange.version,
+        "environment": exchange.environment,
+        "upstream": exchange.upstream,
+        "model": exchange.model,
+        "duration_ms": round(duration * 1000, 3),
+        "overhead_ms": round(overhead * 1000, 3),
+        "upstream_ttfb_ms": None if exchange.upstream_ttfb is None else round(exchange.upstream_ttfb * 1000, 3),
+        "bytes_out": bytes_out,
+    }
+    gateway.access_log.write(entry)

@@ -1,0 +1,264 @@
+"""The product: compile-and-forward chat completions, and the `/v1/*` passthrough.
+
+The request body is decoded once (orjson); a request with no prompt field is
+forwarded as the bytes it came with. The upstream's answer is relayed as it
+arrives: SSE chunks are written to the client untouched, one by one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from promptd.compile import compile_request, take_prompt_ref
+from promptd.echo import echo_completion, echo_stream
+from promptd.endpoint import Exchange
+from promptd.errors import BadRequest, BodyTooLarge, NotFound, PromptdError, UpstreamTimeout, UpstreamUnreachable
+from promptd.routing import Upstream
+from promptd.state import Gateway
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+        "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    }
+)
+# Not copied to the upstream: hop-by-hop, what aiohttp sets itself, and the client's credentials.
+_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "authorization"}
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
+_BUFFER_LIMIT = 1024 * 1024  # non-SSE answers up to this size are read whole and sent at once
+_SSE = "text/event-stream"
+_JSON = "application/json"
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(limit) from None
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body is larger than max_body_bytes ({limit} bytes)", code="body_too_large")
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if body.__class__ is not dict:
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    return body
+
+
+async def chat_completions(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    raw = await read_body(request, gateway.settings.max_body_bytes)
+    body = decode_object(raw)
+    ref = take_prompt_ref(body)
+    headers: dict[str, str] = {"x-request-id": exchange.request_id}
+    if ref is None:
+        model = body.get("model")
+        if not model or model.__class__ is not str:
+            raise BadRequest("`model` is required (or send `prompt_id` for a prompt that sets one)", code="model_required", param="model")
+        outgoing: bytes = raw
+    else:
+        exchange.prompt_id = ref.id
+        started = time.perf_counter()
+        compiled = compile_request(
+            gateway.holder.current, ref, body, gateway.settings.default_environment
+        )
+        body = compiled.body
+        model = body["model"]
+        version = compiled.version
+        exchange.version = version.number
+        exchange.environment = compiled.environment
+        headers["x-promptd-prompt-id"] = version.prompt_id
+        headers["x-promptd-prompt-version"] = str(version.number)
+        headers["x-promptd-prompt-hash"] = version.hash
+        outgoing = orjson.dumps(body)
+        gateway.metrics.compile.observe(time.perf_counter() - started)
+    exchange.model = model
+    upstream = gateway.router.for_model(model)
+    exchange.upstream = upstream.name
+    if upstream.is_echo:
+        return await answer_echo(request, body, headers, exchange)
+    return await relay(request, gateway, exchange, upstream, "/chat/completions", outgoing, headers)
+
+
+async def passthrough(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+    """Any other `/v1/...` request, proxied as it is to the upstream of the body's model."""
+    raw = await read_body(request, gateway.settings.max_body_bytes)
+    model = None
+    if raw[:1] == b"{" and request.content_type == _JSON:
+        try:
+            decoded = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            decoded = None
+        if decoded.__class__ is dict and decoded.get("model").__class__ is str:
+            model = decoded["model"]
+    upstream = gateway.router.for_model(model) if model else gateway.router.default
+    exchange.model = model
+    if upstream is None or upstream.is_echo:
+        raise NotFound(
+            f"{request.method} {request.path}: the echo upstream answers only chat completions",
+            code="not_found",
+        )
+    exchange.upstream = upstream.name
+    path = request.raw_path[3:]  # "/v1/embeddings?x=1" -> "/embeddings?x=1"
+    return await relay(request, gateway, exchange, upstream, path, raw, {"x-request-id": exchange.request_id})
+
+
+def upstream_headers(request: web.Request, upstream: Upstream, request_id: str, auth_consumed: bool) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        if name.lower() not in _DROP_REQUEST:
+            headers.add(name, value)
+    if upstream.authorization is not None:
+        headers["Authorization"] = upstream.authorization
+    elif not auth_consumed and "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    headers["X-Request-Id"] = request_id
+    return headers
+
+
+def _upstream_failure(gateway: Gateway, upstream: Upstream, exc: BaseException, started: bool) -> PromptdError:
+    """Classify an aiohttp client failure, count it, and say what happened."""
+    if isinstance(exc, TimeoutError):
+        gateway.metrics.upstream_error(upstream.name, "timeout")
+        return UpstreamTimeout(f'upstream "{upstream.name}" timed out', code="upstream_timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError) and not started:
+        gateway.metrics.upstream_error(upstream.name, "connect")
+        return UpstreamUnreachable(
+            f'cannot connect to upstream "{upstream.name}" ({exc.host}:{exc.port}): {exc.strerror or exc}',
+            code="upstream_unreachable",
+        )
+    gateway.metrics.upstream_error(upstream.name, "reset")
+    detail = "the connection was reset" if not started else "the connection was lost mid-answer"
+    return UpstreamUnreachable(f'upstream "{upstream.name}": {detail} ({type(exc).__name__})', code="upstream_unreachable")
+
+
+async def relay(
+    request: web.Request,
+    gateway: Gateway,
+    exchange: Exchange,
+    upstream: Upstream,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> web.StreamResponse:
+    session = gateway.session
+    assert session is not None
+    sent = time.perf_counter()
+    try:
+        response = await session.request(
+            request.method,
+            upstream.base_url + path,
+            data=body or None,
+            headers=upstream_headers(request, upstream, exchange.request_id, bool(gateway.api_keys)),
+            timeout=upstream.timeout,
+            allow_redirects=False,
+        )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        exchange.upstream_wait = time.perf_counter() - sent
+        raise _upstream_failure(gateway, upstream, exc, started=False) from None
+    received = time.perf_counter()
+    exchange.upstream_ttfb = exchange.upstream_wait = received - sent
+    gateway.metrics.upstream_ttfb(upstream.name, exchange.upstream_ttfb)
+    if response.status >= 500:
+        gateway.metrics.upstream_error(upstream.name, "status_5xx")
+    finished = False
+    try:
+        out_headers = CIMultiDict(headers)
+        for name, value in response.headers.items():
+            if name.lower() not in _DROP_RESPONSE:
+                out_headers.add(name, value)
+        length = response.content_length
+        is_sse = response.content_type == _SSE
+        if not is_sse and length is not None and length <= _BUFFER_LIMIT:
+            try:
+                data = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _upstream_failure(gateway, upstream, exc, started=False) from None
+            finally:
+                exchange.upstream_wait = time.perf_counter() - sent
+            finished = True
+            return web.Response(body=data, status=response.status, reason=response.reason, headers=out_headers)
+        out = web.StreamResponse(status=response.status, reason=response.reason, headers=out_headers)
+        if length is not None:
+            out.content_length = length
+        await out.prepare(request)
+        exchange.stream = out
+        await _relay_stream(request, response, out, gateway, exchange, upstream, is_sse, received)
+        finished = True
+        return out
+    finally:
+        if finished:
+            response.release()
+        else:  # cancelled (the client left) or failed: drop the upstream connection
+            response.close()
+
+
+async def _relay_stream(
+    request: web.Request,
+    response: aiohttp.ClientResponse,
+    out: web.StreamResponse,
+    gateway: Gateway,
+    exchange: Exchange,
+    upstream: Upstream,
+    is_sse: bool,
+    waiting_since: float,
+) -> None:
+    content = response.content
+    sent_bytes = 0
+    try:
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                break
+            if exchange.first_byte is None:
+                now = time.perf_counter()
+                exchange.upstream_wait += now - waiting_since
+                await out.write(chunk)
+                exchange.first_byte = time.perf_counter() - exchange.started
+            else:
+                await out.write(chunk)
+            sent_bytes += len(chunk)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        error = _upstream_failure(gateway, upstream, exc, started=True)
+        exchange.bytes_out = sent_bytes
+        if not is_sse:
+            # Not an event stream: an abruptly closed connection is the only honest signal.
+            if request.transport is not None:
+                request.transport.close()
+            return
+        await out.write(b"data: " + error.render() + b"\n\n")
+    exchange.bytes_out = sent_bytes
+    await out.write_eof()
+
+
+async def answer_echo(
+    request: web.Request, body: dict[str, Any], headers: dict[str, str], exchange: Exchange
+) -> web.StreamResponse:
+    if body.get("stream") is True:
+        headers["Content-Type"] = _SSE
+        headers["Cache-Control"] = "no-cache"
+        out = web.StreamResponse(headers=headers)
+        await out.prepare(request)
+        exchange.stream = out
+        events = echo_stream(body)
+        exchange.first_byte = time.perf_counter() - exchange.started
+        for event in events:
+            await out.write(event)
+            exchange.bytes_out += len(event)
+        await out.write_eof()
+        return out
+    return web.Response(body=echo_completion(body), content_type=_JSON, headers=headers)

@@ -1,0 +1,316 @@
+"""One prompt file: its schema (TOML and JSON share it) and its compiled form.
+
+`compile_prompt_file` decodes the bytes, checks everything DESIGN.md 1.2 asks,
+parses every template once and returns a `Prompt` whose versions render
+messages without any parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+import orjson
+
+from promptd.structs import Strict, describe_decode_error, format_problem
+from promptd.template import HC_TYPES, Template, TemplateSyntaxError
+from promptd.variables import CHECKS, MISSING, Rule, Rules
+
+PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RESERVED_PARAMS = {
+    "model": "set model on the version, not in params",
+    "messages": "set messages on the version, not in params",
+}
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
+
+
+class VariableDecl(Strict):
+    type: VariableType = "string"
+    default: Any = msgspec.UNSET
+    enum: list[Any] | None = None
+    description: str | None = None
+    required: bool | None = None
+
+
+class MessageDecl(Strict):
+    role: Role
+    content: str | list[dict[str, Any]]
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class VersionDecl(Strict):
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    messages: list[MessageDecl]
+    model: str | None = None
+    description: str | None = None
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    variables: dict[str, VariableDecl] = msgspec.field(default_factory=dict)
+
+
+class PromptDecl(Strict):
+    versions: Annotated[list[VersionDecl], msgspec.Meta(min_length=1)]
+    id: str | None = None
+    description: str | None = None
+    environments: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class MessageTemplate:
+    """One message of a version. A message without tags is built once and shared."""
+
+    __slots__ = ("static", "role", "template", "parts", "extra")
+
+    def __init__(self, decl: MessageDecl, templates: list[Template | None]) -> None:
+        self.role = decl.role
+        self.extra = {
+            k: v
+            for k, v in (("name", decl.name), ("tool_call_id", decl.tool_call_id), ("tool_calls", decl.tool_calls))
+            if v is not None
+        }
+        self.template: Template | None = None
+        self.parts: list[tuple[dict[str, Any], Template | None]] | None = None
+        if isinstance(decl.content, str):
+            self.template = templates[0]
+        else:
+            self.parts = list(zip(decl.content, templates))
+        self.static: dict[str, Any] | None = None
+        if all(t is None or t.constant is not None for t in templates):
+            self.static = self.render({})
+
+    def render(self, context: dict[str, Any]) -> dict[str, Any]:
+        if self.static is not None:
+            return self.static
+        if self.template is not None:
+            content: Any = self.template.render(context)
+        else:
+            content = [
+                part if template is None else {**part, "text": template.render(context)}
+                for part, template in self.parts  # type: ignore[union-attr]
+            ]
+        message = {"role": self.role, "content": content}
+        if self.extra:
+            message.update(self.extra)
+        return message
+
+
+class PromptVersion:
+    __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl")
+
+    def __init__(
+        self, prompt_id: str, decl: VersionDecl, messages: tuple[MessageTemplate, ...], rules: Rules
+    ) -> None:
+        self.prompt_id = prompt_id
+        self.number = decl.version
+        self.model = decl.model
+        self.messages = messages
+        self.params = decl.params
+        self.rules = rules
+        self.decl = decl
+        self.hash = content_hash(orjson.dumps([prompt_id, msgspec.to_builtins(decl)], option=orjson.OPT_SORT_KEYS))
+
+    def render_messages(self, context: dict[str, Any]) -> list[dict[str, Any]]:
+        return [message.render(context) for message in self.messages]
+
+    def describe(self) -> dict[str, Any]:
+        out = msgspec.to_builtins(self.decl)
+        out.pop("variables", None)
+        out["variables"] = self.rules.describe()
+        out["hash"] = self.hash
+        return out
+
+
+class Prompt:
+    __slots__ = ("id", "description", "source", "versions", "latest", "environments", "hash")
+
+    def __init__(self, decl: PromptDecl, prompt_id: str, source: str, versions: dict[int, PromptVersion]) -> None:
+        self.id = prompt_id
+        self.description = decl.description
+        self.source = source
+        self.versions = versions
+        self.latest = versions[max(versions)]
+        self.environments = decl.environments
+        self.hash = content_hash(
+            orjson.dumps(
+                [prompt_id, decl.description, decl.environments, [v.hash for v in versions.values()]],
+                option=orjson.OPT_SORT_KEYS,
+            )
+        )
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class FileResult:
+    """What loading one file gave: a prompt, or the problems that kept it out."""
+
+    __slots__ = ("prompt", "problems", "warnings")
+
+    def __init__(self, prompt: Prompt | None, problems: list[str], warnings: list[str]) -> None:
+        self.prompt = prompt
+        self.problems = problems
+        self.warnings = warnings
+
+
+def decode_prompt_file(source: str, data: bytes) -> PromptDecl:
+    if source.endswith(".json"):
+        return msgspec.json.decode(data, type=PromptDecl)
+    return msgspec.toml.decode(data, type=PromptDecl)
+
+
+def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult:
+    problems: list[str] = []
+    warnings: list[str] = []
+
+    def problem(path: str, message: str) -> None:
+        problems.append(format_problem(source, path, message))
+
+    try:
+        decl = decode_prompt_file(source, data)
+    except msgspec.ValidationError as exc:
+        problem(*describe_decode_error(exc))
+        return FileResult(None, problems, warnings)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        kind = "JSON" if source.endswith(".json") else "TOML"
+        problem("", f"not valid {kind}: {exc}")
+        return FileResult(None, problems, warnings)
+
+    prompt_id = decl.id if decl.id is not None else default_id
+    if not PROMPT_ID.match(prompt_id):
+        where = "id" if decl.id is not None else ""
+        problem(where, f'prompt id "{prompt_id}" must be 1-128 characters of A-Z a-z 0-9 _ . - starting with a letter or digit')
+
+    versions: dict[int, PromptVersion] = {}
+    for index, version_decl in enumerate(decl.versions):
+        key = f"versions[{index}]"
+        if version_decl.version in versions:
+            problem(f"{key}.version", f"duplicate version {version_decl.version}")
+            continue
+        version = _compile_version(prompt_id, version_decl, key, problem, warnings, source)
+        if version is not None:
+            versions[version_decl.version] = version
+
+    known = {v.version for v in decl.versions}
+    for name, number in decl.environments.items():
+        if number not in known:
+            problem(
+                f"environments.{name}",
+                f"version {number} does not exist (versions: {', '.join(map(str, sorted(known)))})",
+            )
+
+    if problems:
+        return FileResult(None, problems, warnings)
+    return FileResult(Prompt(decl, prompt_id, source, versions), problems, warnings)
+
+
+def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: list[str], source: str):
+    ok = True
+    templates_used: list[Template] = []
+    messages: list[MessageTemplate] = []
+    for m_index, message in enumerate(decl.messages):
+        m_key = f"{key}.messages[{m_index}].content"
+        templates: list[Template | None] = []
+        if isinstance(message.content, str):
+            sources = [(m_key, message.content)]
+        else:
+            sources = []
+            for p_index, part in enumerate(message.content):
+                if not isinstance(part.get("type"), str):
+                    problem(f"{m_key}[{p_index}].type", "a content part needs a string type")
+                    ok = False
+                elif part["type"] == "text":
+                    if not isinstance(part.get("text"), str):
+                        problem(f"{m_key}[{p_index}].text", "a text part needs a string text")
+                        ok = False
+                    sources.append((f"{m_key}[{p_index}].text", part.get("text")))
+                else:
+                    sources.append((None, None))
+        for t_key, text in sources:
+            if t_key is None or not isinstance(text, str):
+                templates.append(None)
+                continue
+            try:
+                template = Template(text)
+            except TemplateSyntaxError as exc:
+                problem(t_key, str(exc))
+                ok = False
+                templates.append(None)
+                continue
+            templates_used.append(template)
+            templates.append(template)
+        if ok:
+            messages.append(MessageTemplate(message, templates))
+
+    for name, reason in RESERVED_PARAMS.items():
+        if name in decl.params:
+            problem(f"{key}.params.{name}", reason)
+            ok = False
+
+    rules = _compile_rules(decl, templates_used, key, problem, warnings, source)
+    if rules is None or not ok:
+        return None
+    return PromptVersion(prompt_id, decl, tuple(messages), rules)
+
+
+def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, problem, warnings, source) -> Rules | None:
+    ok = True
+    top: dict[str, None] = {}
+    sections: dict[str, None] = {}
+    used: set[str] = set()
+    typed: dict[str, str] = {}
+    for template in templates:
+        top.update(dict.fromkeys(template.names))
+        sections.update(dict.fromkeys(template.sections))
+        used |= template.variables
+        for name, kind in template.typed.items():
+            if typed.setdefault(name, kind) != kind:
+                problem(f"{key}.messages", f'variable "{name}" is typed both {typed[name]} and {kind}')
+                ok = False
+
+    rules: list[Rule] = []
+    for name, var in decl.variables.items():
+        v_key = f"{key}.variables.{name}"
+        check = CHECKS[var.type]
+        if name in typed and HC_TYPES[typed[name]] != var.type and not (typed[name] == "number" and var.type == "integer"):
+            problem(f"{v_key}.type", f'declared {var.type} but the template types it {typed[name]}')
+            ok = False
+        if var.default is not msgspec.UNSET and var.default is not None and not check(var.default):
+            problem(f"{v_key}.default", f"default {orjson.dumps(var.default).decode()} is not a {var.type}")
+            ok = False
+        if var.enum is not None:
+            if not var.enum:
+                problem(f"{v_key}.enum", "an enum needs at least one value")
+                ok = False
+            for e_index, value in enumerate(var.enum):
+                if not check(value):
+                    problem(f"{v_key}.enum[{e_index}]", f"enum value {orjson.dumps(value).decode()} is not a {var.type}")
+                    ok = False
+            if var.default is not msgspec.UNSET and var.default not in var.enum:
+                problem(f"{v_key}.default", "default is not one of the enum values")
+                ok = False
+        if name not in used:
+            warnings.append(format_problem(source, v_key, f'variable "{name}" is declared but no template uses it'))
+        default = MISSING if var.default is msgspec.UNSET or var.default is None else var.default
+        required = var.required if var.required is not None else default is MISSING
+        rules.append(
+            Rule(
+                name,
+                var.type,
+                default=default,
+                required=required,
+                enum=tuple(var.enum) if var.enum is not None else None,
+                description=var.description,
+            )
+        )
+    for name in top:
+        if name not in decl.variables:
+            rules.append(Rule(name, typed.get(name, "string")))
+    for name in sections:
+        if name not in decl.variables and name not in top:
+            rules.append(Rule(name, "any", required=False))
+    return Rules(tuple(rules)) if ok else None

@@ -1,0 +1,98 @@
+"""The served prompt set: one immutable snapshot, and the loader that builds it.
+
+A `PromptSet` is built whole and validated aside, then swapped in by the holder
+with one assignment (see `reload.py`); a handler reads `holder.current` once
+and uses that snapshot for the whole request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from promptd.errors import ConfigError
+from promptd.promptfile import FileResult, Prompt, compile_prompt_file
+
+PROMPT_SUFFIXES = (".toml", ".json")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSet:
+    prompts: Mapping[str, Prompt]
+    hash: str
+    generation: int = 0
+    loaded_at: float = 0.0
+    warnings: tuple[str, ...] = ()
+
+    def with_generation(self, generation: int) -> "PromptSet":
+        return replace(self, generation=generation, loaded_at=time.time())
+
+    @property
+    def version_count(self) -> int:
+        return sum(len(p.versions) for p in self.prompts.values())
+
+
+def prompt_files(directories: Iterable[Path]) -> list[str]:
+    """Every *.toml / *.json below the directories, recursively, skipping names
+    that start with "." (editor temporaries, a ConfigMap's `..data` machinery)."""
+    found: list[str] = []
+    for directory in directories:
+        for root, dirs, files in os.walk(str(directory), followlinks=True):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith(".") and name.endswith(PROMPT_SUFFIXES):
+                    found.append(os.path.join(root, name))
+    return found
+
+
+class PromptLoader:
+    """Builds prompt sets from directories. A file whose bytes did not change
+    since the last build is not parsed again."""
+
+    def __init__(self, directories: Iterable[Path]) -> None:
+        self.directories = tuple(directories)
+        self._cache: dict[str, tuple[bytes, FileResult]] = {}
+
+    def build(self) -> PromptSet:
+        """Load every file; raise `ConfigError` with every problem, or return a set."""
+        cache: dict[str, tuple[bytes, FileResult]] = {}
+        problems: list[str] = []
+        warnings: list[str] = []
+        by_id: dict[str, Prompt] = {}
+        for path in prompt_files(self.directories):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as exc:
+                problems.append(f"{path}: cannot read: {exc.strerror}")
+                continue
+            cached = self._cache.get(path)
+            if cached is not None and cached[0] == data:
+                result = cached[1]
+            else:
+                stem = os.path.splitext(os.path.basename(path))[0]
+                result = compile_prompt_file(path, data, stem)
+            cache[path] = (data, result)
+            problems.extend(result.problems)
+            warnings.extend(result.warnings)
+            prompt = result.prompt
+            if prompt is None:
+                continue
+            if prompt.id in by_id:
+                problems.append(
+                    f'{path}: id: duplicate prompt id "{prompt.id}" (also defined in {by_id[prompt.id].source})'
+                )
+                continue
+            by_id[prompt.id] = prompt
+        self._cache = cache
+        if problems:
+            raise ConfigError(problems)
+        digest = hashlib.sha256()
+        for prompt_id in sorted(by_id):
+            prompt = by_id[prompt_id]
+            digest.update(f"{prompt_id}\0{prompt.hash}\0{prompt.source}\n".encode())
+        return PromptSet(prompts=by_id, hash=digest.hexdigest()[:16], warnings=tuple(warnings))

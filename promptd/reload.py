@@ -1,0 +1,140 @@
+"""Hot reload: the holder of the served snapshot, and the watcher that feeds it.
+
+All fallible work (reading, parsing, validating) happens in `PromptLoader.build`,
+off the event loop; the swap is one attribute assignment that cannot fail, so
+a request sees the old set or the new one, never a mix. A set that fails to
+build is never applied: the last good set keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import AsyncIterator
+
+import watchfiles
+
+from promptd.errors import ConfigError
+from promptd.metrics import Metrics
+from promptd.promptset import PromptLoader, PromptSet
+
+log = logging.getLogger("promptd.reload")
+
+# watchfiles yields once the tree has been quiet for STEP_MS (at most DEBOUNCE_MS
+# after the first change), well inside the 0.5 s change-to-served budget.
+STEP_MS = 40
+DEBOUNCE_MS = 300
+# A failed build is reported only if no further change arrives within this time:
+# editors that truncate and then write, or write a temporary then rename, leave
+# a moment where the directory is inconsistent.
+SETTLE_S = 0.25
+
+
+class PromptHolder:
+    """Holds the served `PromptSet`. `current` is replaced, never mutated."""
+
+    def __init__(self, loader: PromptLoader, initial: PromptSet, metrics: Metrics) -> None:
+        self.loader = loader
+        self.metrics = metrics
+        self.current = initial if initial.generation else initial.with_generation(1)
+        self.last_reload_at = self.current.loaded_at
+        self.last_reload_error: list[str] | None = None
+        self._dirty = asyncio.Event()
+        metrics.generation.set(self.current.generation)
+        metrics.prompts_loaded.set(len(self.current.prompts))
+
+    def request_reload(self) -> None:
+        """Ask for a rebuild (a file event or SIGHUP); the reload task does it."""
+        self._dirty.set()
+
+    def apply(self, new: PromptSet) -> bool:
+        """Swap `new` in; False when it equals what is served (no new generation)."""
+        self.last_reload_at = time.time()
+        self.last_reload_error = None
+        self.metrics.reloads.labels("success").inc()
+        if new.hash == self.current.hash:
+            return False
+        self.current = new.with_generation(self.current.generation + 1)
+        self.metrics.generation.set(self.current.generation)
+        self.metrics.prompts_loaded.set(len(self.current.prompts))
+        return True
+
+    def fail(self, problems: list[str]) -> None:
+        self.last_reload_at = time.time()
+        self.last_reload_error = problems
+        self.metrics.reloads.labels("failure").inc()
+        log.error(
+            "prompt reload failed; still serving generation %d",
+            self.current.generation,
+            extra={"problems": problems, "generation": self.current.generation},
+        )
+
+    async def reload_now(self, settle: bool = False) -> bool:
+        """Build aside and apply; True when a new generation was applied. With
+        `settle`, a failure is reported only if nothing changes for SETTLE_S."""
+        started = time.perf_counter()
+        try:
+            new = await asyncio.to_thread(self.loader.build)
+        except ConfigError as exc:
+            if settle:
+                try:
+                    await asyncio.wait_for(self._dirty.wait(), SETTLE_S)
+                    return False  # changed again: the reload task rebuilds before judging
+                except TimeoutError:
+                    pass
+            self.fail(exc.problems)
+            return False
+        changed = self.apply(new)
+        for warning in new.warnings if changed else ():
+            log.warning(warning)
+        log.info(
+            "prompt set reloaded" if changed else "prompt set unchanged",
+            extra={
+                "generation": self.current.generation,
+                "hash": self.current.hash,
+                "prompts": len(self.current.prompts),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return changed
+
+    async def run(self) -> None:
+        """The reload task: one rebuild at a time, for as long as the app runs."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.reload_now(settle=True)
+            except Exception:
+                log.exception("prompt reload crashed; still serving generation %d", self.current.generation)
+
+
+async def watch(directories: tuple[Path, ...], holder: PromptHolder, stop: asyncio.Event) -> None:
+    """Every change below the prompt directories asks for a rebuild, dot-files
+    included: a ConfigMap's `..data` swap changes only dot-named entries."""
+    async for _changes in watchfiles.awatch(
+        *directories,
+        watch_filter=None,
+        step=STEP_MS,
+        debounce=DEBOUNCE_MS,
+        stop_event=stop,
+        recursive=True,
+    ):
+        holder.request_reload()
+
+
+async def reload_context(holder: PromptHolder, directories: tuple[Path, ...], watch_files: bool) -> AsyncIterator[None]:
+    """Run the reload task (and the watcher when `watch_files`) for the app's lifetime."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(holder.run(), name="promptd-reload")]
+    if watch_files:
+        tasks.append(asyncio.create_task(watch(directories, holder, stop), name="promptd-watch"))
+    try:
+        yield
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,199 @@
+"""The daemon config, `promptd.toml`: decoded into frozen structs, then resolved.
+
+Two phases, as TensorZero does it: `msgspec` decodes the file against the
+schema (unknown keys and wrong types are errors with a key path), then
+`resolve_settings` cross-checks it and resolves `env:` references into a
+`Settings` object that the rest of promptd uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Mapping
+
+import msgspec
+
+from promptd.errors import ConfigError
+from promptd.structs import Strict, describe_decode_error, format_problem
+
+CONFIG_FILE_NAME = "promptd.toml"
+DEFAULT_CONFIG = "config"
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class ServerSection(Strict):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    workers: Positive = 1
+    max_body_bytes: Positive = 32 * 1024 * 1024
+    shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+
+
+class PromptsSection(Strict):
+    paths: list[str] = msgspec.field(default_factory=lambda: ["prompts"])
+    watch: bool = True
+    default_environment: str = "production"
+
+
+class UpstreamSection(Strict):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    type: Literal["openai", "echo"] = "openai"
+    base_url: str | None = None
+    api_key: str | None = None
+    models: list[str] = msgspec.field(default_factory=list)
+    connect_timeout_s: Seconds = 10.0
+    read_timeout_s: Seconds = 600.0
+    default: bool = False
+
+
+class AuthSection(Strict):
+    api_keys: str | None = None
+
+
+class ConfigFile(Strict):
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+    prompts: PromptsSection = msgspec.field(default_factory=PromptsSection)
+    upstreams: list[UpstreamSection] = msgspec.field(default_factory=list)
+    auth: AuthSection = msgspec.field(default_factory=AuthSection)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    name: str
+    type: str
+    base_url: str
+    api_key: str | None  # the resolved secret, or None to pass the client's header through
+    models: tuple[str, ...]
+    connect_timeout_s: float
+    read_timeout_s: float
+    default: bool
+
+    def __repr__(self) -> str:  # never print the key
+        return f"UpstreamSettings(name={self.name!r}, type={self.type!r}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_path: Path
+    host: str
+    port: int
+    workers: int
+    max_body_bytes: int
+    shutdown_grace_s: float
+    prompt_dirs: tuple[Path, ...]
+    watch: bool
+    default_environment: str
+    upstreams: tuple[UpstreamSettings, ...]
+    api_keys: tuple[str, ...] = field(repr=False)
+
+
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
+
+
+def find_config_file(config: str | os.PathLike[str] | None) -> Path:
+    """CONFIG is a promptd.toml, or a directory holding one; default ./config."""
+    path = Path(config if config is not None else DEFAULT_CONFIG)
+    if path.is_dir():
+        path = path / CONFIG_FILE_NAME
+    if not path.is_file():
+        raise ConfigError([f"{path}: no such config file"])
+    return path
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    path = find_config_file(config)
+    try:
+        raw = msgspec.toml.decode(path.read_bytes(), type=ConfigFile)
+    except msgspec.ValidationError as exc:
+        key, message = describe_decode_error(exc)
+        raise ConfigError([format_problem(str(path), key, message)]) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([format_problem(str(path), "", f"not valid TOML: {exc}")]) from None
+    return resolve_settings(raw, path, os.environ if environ is None else environ)
+
+
+def resolve_settings(raw: ConfigFile, path: Path, environ: Mapping[str, str]) -> Settings:
+    problems: list[str] = []
+
+    def problem(key: str, message: str) -> None:
+        problems.append(format_problem(str(path), key, message))
+
+    def env_ref(key: str, value: str | None) -> str | None:
+        """An `env:NAME` reference resolves to the variable's value; unset means None."""
+        if value is None:
+            return None
+        match = _ENV_REF.match(value)
+        if not match:
+            problem(key, 'must be a reference "env:NAME", never a literal secret')
+            return None
+        return environ.get(match[1]) or None
+
+    if not raw.prompts.paths:
+        problem("prompts.paths", "needs at least one directory")
+    prompt_dirs = tuple(path.parent / p for p in raw.prompts.paths)
+    for index, directory in enumerate(prompt_dirs):
+        if not directory.is_dir():
+            problem(f"prompts.paths[{index}]", f"{directory} is not a directory")
+
+    upstreams: list[UpstreamSettings] = []
+    seen: set[str] = set()
+    for index, up in enumerate(raw.upstreams):
+        key = f"upstreams[{index}]"
+        if up.name in seen:
+            problem(f"{key}.name", f'duplicate upstream name "{up.name}"')
+        seen.add(up.name)
+        if not up.models:
+            problem(f"{key}.models", "needs at least one model pattern")
+        base_url = ""
+        if up.type == "echo":
+            if up.base_url is not None or up.api_key is not None:
+                problem(key, "an echo upstream takes no base_url or api_key")
+        elif not up.base_url:
+            problem(f"{key}.base_url", "required for an upstream of type openai")
+        elif not up.base_url.startswith(("http://", "https://")):
+            problem(f"{key}.base_url", "must start with http:// or https://")
+        else:
+            base_url = up.base_url.rstrip("/")
+        upstreams.append(
+            UpstreamSettings(
+                name=up.name,
+                type=up.type,
+                base_url=base_url,
+                api_key=env_ref(f"{key}.api_key", up.api_key),
+                models=tuple(up.models),
+                connect_timeout_s=up.connect_timeout_s,
+                read_timeout_s=up.read_timeout_s,
+                default=up.default,
+            )
+        )
+    if not upstreams:
+        problem("upstreams", "needs at least one [[upstreams]] entry")
+    if sum(up.default for up in upstreams) > 1:
+        problem("upstreams", "at most one upstream can be marked default = true")
+
+    keys = env_ref("auth.api_keys", raw.auth.api_keys)
+    api_keys = tuple(k.strip() for k in (keys or "").split(",") if k.strip())
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        config_path=path,
+        host=raw.server.host,
+        port=raw.server.port,
+        workers=raw.server.workers,
+        max_body_bytes=raw.server.max_body_bytes,
+        shutdown_grace_s=raw.server.shutdown_grace_s,
+        prompt_dirs=prompt_dirs,
+        watch=raw.prompts.watch,
+        default_environment=raw.prompts.default_environment,
+        upstreams=tuple(upstreams),
+        api_keys=api_keys,
+    )

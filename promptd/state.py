@@ -1,0 +1,32 @@
+"""The app's state: one typed object under one AppKey.
+
+The app is frozen after startup; what changes (the prompt set, the client
+session) changes as an attribute of these objects, never by reassigning a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from promptd.logs import AccessLog
+from promptd.metrics import Metrics
+from promptd.reload import PromptHolder
+from promptd.routing import Router
+from promptd.settings import Settings
+
+
+@dataclass(eq=False)
+class Gateway:
+    settings: Settings
+    holder: PromptHolder
+    router: Router
+    metrics: Metrics
+    access_log: AccessLog
+    api_keys: tuple[bytes, ...] = field(repr=False)
+    session: aiohttp.ClientSession | None = None  # opened by the app's cleanup_ctx
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
