@@ -159,10 +159,7 @@ def _render(args: argparse.Namespace) -> int:
         compiled = compile_request(prompts, ref, body, settings.default_environment)
         Router(settings.upstreams).for_model(compiled.body["model"])
     except PromptdError as exc:
-        message = exc.message
-        for detail in exc.details or ():
-            message += f"\n  {detail['variable']}: {detail['problem']}"
-        return _fail(message)
+        return _fail(exc.message)
     sys.stdout.write(orjson.dumps(compiled.body, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 

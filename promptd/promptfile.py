@@ -16,7 +16,7 @@ import orjson
 
 from promptd.structs import Strict, describe_decode_error, format_problem
 from promptd.template import HC_TYPES, Template, TemplateSyntaxError
-from promptd.variables import CHECKS, MISSING, Rule, Rules
+from promptd.variables import CHECKS, MISSING, TYPES, Rule, Rules
 
 PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESERVED_PARAMS = {
@@ -25,11 +25,10 @@ RESERVED_PARAMS = {
 }
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
-VariableType = Literal["string", "number", "integer", "boolean", "object", "array"]
 
 
 class VariableDecl(Strict):
-    type: VariableType = "string"
+    type: str = "string"  # checked by hand, so the error names the variable
     default: Any = msgspec.UNSET
     enum: list[Any] | None = None
     description: str | None = None
@@ -275,6 +274,10 @@ def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, probl
     rules: list[Rule] = []
     for name, var in decl.variables.items():
         v_key = f"{key}.variables.{name}"
+        if var.type not in TYPES:
+            problem(f"{v_key}.type", f'unknown type "{var.type}" (types: {", ".join(TYPES)})')
+            ok = False
+            continue
         check = CHECKS[var.type]
         if name in typed and HC_TYPES[typed[name]] != var.type and not (typed[name] == "number" and var.type == "integer"):
             problem(f"{v_key}.type", f'declared {var.type} but the template types it {typed[name]}')

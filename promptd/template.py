@@ -8,6 +8,7 @@ stays literal.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -58,7 +59,10 @@ def to_text(value: Any) -> str:
         return "true" if value else "false"
     if cls is int:
         return str(value)
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits, which orjson does not encode
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def is_truthy(value: Any) -> bool:

@@ -1,0 +1,87 @@
+"""The CLI as a user runs it: a subprocess, its output and exit status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import NOMODEL, SUPPORT, write_config
+
+ROOT = Path(__file__).parent.parent
+
+
+def promptd(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "promptd", *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_validate_sample_config():
+    result = promptd("validate", "config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: 3 prompts")
+
+
+def test_validate_default_config_dir():
+    assert promptd("validate").returncode == 0
+
+
+def test_validate_prints_every_problem_and_exits_1(tmp_path):
+    config = write_config(tmp_path, {"a.toml": SUPPORT.replace("{{company}}.", "{{#company}}."), "b.json": "{"})
+    result = promptd("validate", str(config))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f'{config}/prompts/a.toml: versions[1].messages[0].content: unclosed section "company"'
+    assert lines[1].startswith(f"{config}/prompts/b.json: not valid JSON")
+    assert lines[-1] == "2 problems found"
+    assert "Traceback" not in result.stderr
+
+
+def test_render_prints_the_upstream_body(tmp_path):
+    config = write_config(tmp_path, {"support.toml": SUPPORT, "nomodel.toml": NOMODEL})
+    result = promptd("render", "support", str(config), "--var", "name=Sam", "--var", "issue=technical")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You help customers of Acme."},
+            {"role": "user", "content": "I am Sam and my issue is technical."},
+        ],
+        "temperature": 0.2,
+        "max_tokens": 512,
+    }
+    staged = promptd("render", "support", str(config), "--environment", "staging", "--vars-json", '{"company": "Z"}')
+    assert json.loads(staged.stdout)["messages"] == [{"role": "system", "content": "v3 Z"}]
+    pinned = promptd("render", "support@1", str(config))
+    assert json.loads(pinned.stdout)["messages"][0]["content"] == "v1 for Acme"
+    nomodel = promptd("render", "nomodel", str(config), "--model", "gpt-4.1")
+    assert json.loads(nomodel.stdout)["model"] == "gpt-4.1"
+
+
+def test_render_typed_vars_from_the_sample_config():
+    result = promptd("render", "order_summary", "config", "--var", "order_id=7", "--var", "customer=Al",
+                     "--var", 'items=[{"name": "pen", "quantity": 1, "price": 2}]', "--var", "total=2", "--var", "item_count=1")
+    assert result.returncode == 0, result.stderr
+    assert "Order 7 for Al (1 items):\n- 1 x pen at 2\nTotal: 2 EUR" in json.loads(result.stdout)["messages"][1]["content"]
+
+
+def test_render_errors_are_one_readable_line(tmp_path):
+    config = write_config(tmp_path)
+    for args, expected in [
+        (("render", "nope", str(config)), 'promptd: no prompt "nope"'),
+        (("render", "support", str(config), "--version", "9"), 'promptd: prompt "support" has no version 9'),
+        (("render", "support", str(config)), "promptd: 2 problems with prompt variables: \"issue\" is missing; \"name\" is missing\n"),
+        (("render", "support", str(config), "--vars-json", "[1"), "promptd: --vars-json is not valid JSON"),
+        (("render", "nomodel", str(config)), 'promptd: prompt "nomodel" version 1 sets no model'),
+    ]:
+        result = promptd(*args)
+        assert result.returncode == 1
+        assert result.stderr.startswith(expected), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_broken_prompt_exits_2_with_one_line_per_problem(tmp_path):
+    config = write_config(tmp_path, {"a.toml": SUPPORT.replace("{{company}}.", "{{/company}}.")})
+    result = promptd("serve", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f'{config}/prompts/a.toml: versions[1].messages[0].content: closing tag "{{{{/company}}}}" has no open section'
