@@ -118,6 +118,8 @@ class PromptVersion:
     def describe(self) -> dict[str, Any]:
         out = msgspec.to_builtins(self.decl)
         out.pop("variables", None)
+        out.setdefault("model", None)
+        out.setdefault("params", {})
         out["variables"] = self.rules.describe()
         out["hash"] = self.hash
         return out

@@ -7,7 +7,7 @@ import re
 import msgspec
 
 
-class Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+class Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True, omit_defaults=True):
     """Frozen, and an unknown key is an error, in every config and prompt file model."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TAG = re.compile(r"\\\{\{|\{\{(.*?)\}\}", re.DOTALL)
+_TAG = re.compile(r"\\\{\{|\{\{(?!\{)(.*?)\}\}", re.DOTALL)
 HC_TYPES = {"string": "string", "number": "number", "boolean": "boolean"}
 
 
