@@ -1,0 +1,196 @@
+"""Hot reload with a real directory and the real watcher (no mocked events)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import orjson
+
+from promptd.state import GATEWAY
+
+PROMPT = """
+[[versions]]
+version = 1
+model = "gpt-4o-mini"
+messages = [{{ role = "system", content = "{text}" }}]
+"""
+
+
+def prompt(text: str) -> str:
+    return PROMPT.format(text=text)
+
+
+async def served(client, prompt_id: str = "p") -> str | None:
+    response = await client.post("/v1/prompts/%s/render" % prompt_id, data=b"{}")
+    if response.status != 200:
+        return None
+    return (await response.json())["body"]["messages"][0]["content"]
+
+
+async def wait_until(check, timeout: float = 3.0) -> float:
+    """Poll an async check until it is true; return the seconds it took."""
+    started = time.perf_counter()
+    while True:
+        if await check():
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def readyz(client) -> dict:
+    return await (await client.get("/readyz")).json()
+
+
+async def test_edit_is_served_within_half_a_second(make_gateway):
+    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
+    path = client.config_dir / "prompts" / "p.toml"
+    assert await served(client) == "one"
+    await asyncio.sleep(0.2)  # let the watcher start
+    path.write_text(prompt("two"))
+    took = await wait_until(lambda: _equals(client, "two"))
+    assert took < 0.5
+    assert (await readyz(client))["generation"] == 2
+
+
+async def _equals(client, text: str, prompt_id: str = "p") -> bool:
+    return await served(client, prompt_id) == text
+
+
+async def test_add_delete_rename(make_gateway):
+    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
+    prompts = client.config_dir / "prompts"
+    await asyncio.sleep(0.2)
+    (prompts / "sub").mkdir()
+    (prompts / "sub" / "q.json").write_bytes(orjson.dumps(
+        {"versions": [{"version": 1, "model": "gpt-4o-mini", "messages": [{"role": "system", "content": "cue"}]}]}))
+    await wait_until(lambda: _equals(client, "cue", "q"))
+    (prompts / "p.toml").rename(prompts / "renamed.toml")
+    await wait_until(lambda: _equals(client, "one", "renamed"))
+    assert await served(client, "p") is None
+    (prompts / "sub" / "q.json").unlink()
+    await wait_until(lambda: _missing(client, "q"))
+
+
+async def _missing(client, prompt_id: str) -> bool:
+    return await served(client, prompt_id) is None
+
+
+async def test_broken_edit_keeps_last_good_set_until_fixed(make_gateway):
+    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
+    path = client.config_dir / "prompts" / "p.toml"
+    await asyncio.sleep(0.2)
+    path.write_text(prompt("{{#unclosed}}"))
+
+    async def failed() -> bool:
+        return (await readyz(client))["last_reload_error"] is not None
+
+    await wait_until(failed)
+    state = await readyz(client)
+    assert state["generation"] == 1
+    assert state["last_reload_error"] == [f'{path}: versions[0].messages[0].content: unclosed section "unclosed"']
+    assert await served(client) == "one"  # the last good set keeps serving
+    metrics = await (await client.get("/metrics")).text()
+    assert 'promptd_config_reloads_total{result="failure"} 1.0' in metrics
+    path.write_text(prompt("fixed"))
+    await wait_until(lambda: _equals(client, "fixed"))
+    state = await readyz(client)
+    assert state["last_reload_error"] is None and state["generation"] == 2
+
+
+async def test_temp_file_and_rename_editors(make_gateway):
+    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
+    prompts = client.config_dir / "prompts"
+    await asyncio.sleep(0.2)
+    swap = prompts / ".p.toml.swp"
+    swap.write_text(prompt("via rename"))
+    os.replace(swap, prompts / "p.toml")
+    await wait_until(lambda: _equals(client, "via rename"))
+    # truncate, then write a moment later: the empty file must never take effect or be reported
+    with open(prompts / "p.toml", "w") as f:
+        f.flush()
+        await asyncio.sleep(0.06)
+        f.write(prompt("after truncate"))
+    await wait_until(lambda: _equals(client, "after truncate"))
+    assert (await readyz(client))["last_reload_error"] is None
+
+
+async def test_same_content_does_not_bump_the_generation(make_gateway):
+    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
+    path = client.config_dir / "prompts" / "p.toml"
+    await asyncio.sleep(0.2)
+    path.write_text(prompt("one"))
+
+    async def reloaded() -> bool:
+        return 'promptd_config_reloads_total{result="success"}' in await (await client.get("/metrics")).text()
+
+    await wait_until(reloaded)
+    assert (await readyz(client))["generation"] == 1
+
+
+def _configmap_generation(prompts: Path, name: str, text: str) -> None:
+    """What the kubelet does: write a new timestamped dir, then swap `..data` to it atomically."""
+    target = prompts / name
+    target.mkdir()
+    (target / "p.toml").write_text(prompt(text))
+    tmp_link = prompts / "..data_tmp"
+    tmp_link.symlink_to(name)
+    os.replace(tmp_link, prompts / "..data")
+
+
+async def test_configmap_symlink_swap(make_gateway, tmp_path):
+    client = await make_gateway(prompts={}, watch=True)
+    prompts = client.config_dir / "prompts"
+    _configmap_generation(prompts, "..2026_11_23_00_00_00.1", "first")
+    (prompts / "p.toml").symlink_to("..data/p.toml")
+    await wait_until(lambda: _equals(client, "first"))
+    _configmap_generation(prompts, "..2026_11_23_00_01_00.2", "second")
+    took = await wait_until(lambda: _equals(client, "second"))
+    assert took < 0.5
+    listing = await (await client.get("/v1/prompts")).json()
+    assert [p["id"] for p in listing["data"]] == ["p"]  # nothing loaded twice through ..data
+
+
+async def test_in_flight_stream_finishes_on_the_old_version(make_gateway, upstream):
+    client = await make_gateway(prompts={"p.toml": prompt("old")}, watch=True)
+    path = client.config_dir / "prompts" / "p.toml"
+    await asyncio.sleep(0.2)
+    upstream.behaviour = "gated_stream"
+    first = await client.post("/v1/chat/completions", json={"prompt_id": "p", "stream": True})
+    old_hash = first.headers["x-promptd-prompt-hash"]
+    await first.content.readuntil(b"\n\n")
+    path.write_text(prompt("new"))
+    await wait_until(lambda: _equals(client, "new"))
+    upstream.behaviour = "ok"
+    second = await client.post("/v1/chat/completions", json={"prompt_id": "p"})
+    assert second.status == 200 and second.headers["x-promptd-prompt-hash"] != old_hash
+    upstream.gate.set()
+    rest = await first.content.read()
+    assert rest.endswith(b"data: [DONE]\n\n")
+    assert upstream.requests[0]["body"]["messages"][0]["content"] == "old"
+    assert upstream.requests[1]["body"]["messages"][0]["content"] == "new"
+
+
+async def test_two_hundred_rapid_edits_end_consistent(make_gateway):
+    files = {f"p{i}.toml": prompt("start") for i in range(5)}
+    client = await make_gateway(prompts=files, watch=True)
+    prompts = client.config_dir / "prompts"
+    await asyncio.sleep(0.2)
+    for edit in range(200):
+        (prompts / f"p{edit % 5}.toml").write_text(prompt(f"edit {edit}"))
+        if edit % 20 == 0:
+            await asyncio.sleep(0.005)  # requests keep flowing meanwhile
+            assert (await client.get("/healthz")).status == 200
+
+    async def final() -> bool:
+        texts = [await served(client, f"p{i}") for i in range(5)]
+        return texts == [f"edit {195 + i}" for i in range(5)]
+
+    await wait_until(final, timeout=5)
+    state = await readyz(client)
+    assert state["last_reload_error"] is None
+    app_holder = client.server.app[GATEWAY].holder
+    assert app_holder.current.prompts["p0"].versions[1].messages[0].render({})["content"] == "edit 195"
