@@ -23,6 +23,7 @@ log = logging.getLogger("promptd")
 _request_ids = itertools.count(1)
 _REQUEST_ID_PREFIX = os.urandom(4).hex()
 _JSON = "application/json"
+_PID = os.getpid()
 
 
 class Exchange:
@@ -141,5 +142,6 @@ def _finish(gateway: Gateway, exchange: Exchange, request: web.Request, status: 
         "overhead_ms": round(overhead * 1000, 3),
         "upstream_ttfb_ms": None if exchange.upstream_ttfb is None else round(exchange.upstream_ttfb * 1000, 3),
         "bytes_out": bytes_out,
+        "pid": _PID,
     }
     gateway.access_log.write(entry)

@@ -1,0 +1,187 @@
+"""promptd as a process: graceful SIGTERM, SIGHUP, several workers, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import write_config
+
+ROOT = Path(__file__).parent.parent
+PROMPT = '[[versions]]\nversion = 1\nmodel = "echo"\nmessages = [{ role = "system", content = "%s" }]\n'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, config: Path, log: Path, *args: str) -> None:
+        self.port = free_port()
+        self.log = log
+        with open(log, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "promptd", "serve", str(config), "--port", str(self.port), *args],
+                stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
+            )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def lines(self) -> list[dict]:
+        return [orjson.loads(line) for line in self.log.read_bytes().splitlines() if line.startswith(b"{")]
+
+    async def wait_ready(self, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.process.poll() is None, self.log.read_text()
+                try:
+                    async with session.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("promptd did not start: " + self.log.read_text())
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    started: list[Daemon] = []
+
+    def start(config: Path, *args: str) -> Daemon:
+        d = Daemon(config, tmp_path / f"promptd-{len(started)}.log", *args)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.process.poll() is None:
+            d.process.kill()
+            d.process.wait()
+
+
+async def test_sigterm_lets_an_in_flight_stream_finish(daemon, tmp_path, upstream):
+    config = write_config(tmp_path / "c", {"p.toml": PROMPT % "x"}, upstream_url=upstream.url, server="shutdown_grace_s = 10")
+    d = daemon(config)
+    await d.wait_ready()
+    upstream.behaviour = "gated_stream"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(d.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [], "stream": True}) as response:
+            await response.content.readuntil(b"\n\n")
+            d.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            with pytest.raises(aiohttp.ClientConnectionError):  # no new connections are accepted
+                async with aiohttp.ClientSession() as other:
+                    await other.get(d.url + "/healthz")
+            upstream.gate.set()
+            rest = await response.content.read()
+    assert rest.endswith(b"data: [DONE]\n\n")
+    assert await asyncio.to_thread(d.process.wait, 10) == 0
+    assert any(line.get("msg") == "stopped" for line in d.lines())
+
+
+async def test_sighup_forces_a_reload(daemon, tmp_path):
+    config = write_config(tmp_path / "c", {"p.toml": PROMPT % "before"}, watch=False)
+    d = daemon(config)
+    await d.wait_ready()
+    (config / "prompts" / "p.toml").write_text(PROMPT % "after")
+    async with aiohttp.ClientSession() as session:
+        await asyncio.sleep(0.3)
+        async with session.post(d.url + "/v1/prompts/p/render", json={}) as response:
+            assert (await response.json())["body"]["messages"][0]["content"] == "before"  # watch = false
+        d.process.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            async with session.get(d.url + "/readyz") as response:
+                if (await response.json())["generation"] == 2:
+                    break
+            await asyncio.sleep(0.05)
+        async with session.post(d.url + "/v1/prompts/p/render", json={}) as response:
+            assert (await response.json())["body"]["messages"][0]["content"] == "after"
+    assert d.stop() == 0
+
+
+def _total_requests(text: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "promptd_requests":
+            total += sum(s.value for s in family.samples if s.name == "promptd_requests_total" and s.labels["endpoint"] == "chat_completions")
+    return total
+
+
+async def test_two_workers_share_the_port_and_metrics(daemon, tmp_path):
+    config = write_config(tmp_path / "c", {"p.toml": PROMPT % "x"})
+    d = daemon(config, "--workers", "2")
+    await d.wait_ready()
+    sent = 0
+    connector = aiohttp.TCPConnector(force_close=True)  # a new connection each time: the kernel spreads them
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(40):
+            for _ in range(10):
+                async with session.post(d.url + "/v1/chat/completions", json={"prompt_id": "p"}) as response:
+                    assert response.status == 200
+                    sent += 1
+            await asyncio.sleep(0.06)  # let access logs flush
+            pids = {line["pid"] for line in d.lines() if line.get("logger") == "promptd.access"}
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, "both workers should have served requests"
+        for _ in range(6):  # whichever worker answers the scrape, the totals are all workers'
+            async with session.get(d.url + "/metrics") as response:
+                assert _total_requests(await response.text()) == sent
+    assert d.stop() == 0
+
+
+async def test_a_dead_worker_is_restarted(daemon, tmp_path):
+    config = write_config(tmp_path / "c", {"p.toml": PROMPT % "x"})
+    d = daemon(config, "--workers", "2")
+    await d.wait_ready()
+    await asyncio.sleep(0.5)
+    victim = next(line["pid"] for line in d.lines() if line.get("msg") == "worker 1 started")
+    os.kill(victim, signal.SIGKILL)
+    for _ in range(100):
+        started = [line for line in d.lines() if line.get("msg") == "worker 1 started"]
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(started) == 2 and started[1]["pid"] != victim
+    assert any("exited with -9" in line.get("msg", "") for line in d.lines())
+    await asyncio.sleep(0.5)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session:
+        for _ in range(20):
+            async with session.post(d.url + "/v1/chat/completions", json={"prompt_id": "p"}) as response:
+                assert response.status == 200
+    assert d.stop() == 0
+
+
+async def test_serve_logs_are_json_and_log_level_works(daemon, tmp_path):
+    config = write_config(tmp_path / "c", {"p.toml": PROMPT % "x"})
+    d = daemon(config, "--log-level", "warning")
+    await d.wait_ready()
+    async with aiohttp.ClientSession() as session:
+        await session.get(d.url + "/healthz")
+    assert d.stop() == 0
+    raw = d.log.read_bytes().splitlines()
+    assert all(line.startswith(b"{") for line in raw)
+    assert not any(orjson.loads(line).get("level") == "info" for line in raw)
