@@ -77,7 +77,7 @@ def endpoint(name: str, handler: Handler, *, auth: bool = True, record: bool = T
         gateway = request.app[GATEWAY]
         exchange = Exchange(name, request)
         metrics = gateway.metrics
-        metrics.inflight.inc()
+        metrics.requests.started()
         status = 500
         try:
             if auth and gateway.api_keys:
@@ -97,7 +97,7 @@ def endpoint(name: str, handler: Handler, *, auth: bool = True, record: bool = T
             error.error_type = "api_error"
             response = exchange.stream or error_response(error, exchange.request_id)
         finally:
-            metrics.inflight.dec()
+            metrics.requests.finished()
             if status == 499:
                 _finish(gateway, exchange, request, 499)
         status = response.status
@@ -109,39 +109,46 @@ def endpoint(name: str, handler: Handler, *, auth: bool = True, record: bool = T
     return handle
 
 
-def _finish(gateway: Gateway, exchange: Exchange, request: web.Request, status: int, response: web.StreamResponse | None = None) -> None:
-    now = time.perf_counter()
-    duration = now - exchange.started
-    prompts = gateway.holder.current.prompts
-    label = NONE if exchange.prompt_id is None else exchange.prompt_id if exchange.prompt_id in prompts else UNKNOWN
+def _finish(
+    gateway: Gateway, exchange: Exchange, request: web.Request, status: int, response: web.StreamResponse | None = None
+) -> None:
+    duration = time.perf_counter() - exchange.started
+    prompt_id = exchange.prompt_id
+    if prompt_id is None:
+        label = NONE
+    else:
+        label = prompt_id if prompt_id in gateway.holder.current.prompts else UNKNOWN
     if exchange.first_byte is None:
         overhead = duration - exchange.upstream_wait
     else:  # a stream: promptd's time up to the first byte relayed
         overhead = exchange.first_byte - exchange.upstream_wait
-    gateway.metrics.request_done(exchange.endpoint, label, status, duration, overhead)
-    if not gateway.access_log.enabled:
+    gateway.metrics.requests.request_done(exchange.endpoint, label, status, duration, overhead)
+    access_log = gateway.access_log
+    if not access_log.enabled:
         return
     bytes_out = exchange.bytes_out
-    if not bytes_out and response is not None and isinstance(response, web.Response) and response.body is not None:
-        bytes_out = len(response.body)  # type: ignore[arg-type]
-    entry: dict[str, Any] = {
-        "ts": timestamp(time.time()),
-        "level": "info",
-        "logger": "promptd.access",
-        "request_id": exchange.request_id,
-        "method": request.method,
-        "path": request.path,
-        "status": status,
-        "endpoint": exchange.endpoint,
-        "prompt_id": exchange.prompt_id,
-        "prompt_version": exchange.version,
-        "environment": exchange.environment,
-        "upstream": exchange.upstream,
-        "model": exchange.model,
-        "duration_ms": round(duration * 1000, 3),
-        "overhead_ms": round(overhead * 1000, 3),
-        "upstream_ttfb_ms": None if exchange.upstream_ttfb is None else round(exchange.upstream_ttfb * 1000, 3),
-        "bytes_out": bytes_out,
-        "pid": _PID,
-    }
-    gateway.access_log.write(entry)
+    if not bytes_out and response is not None and response.__class__ is web.Response:
+        bytes_out = response.content_length or 0
+    ttfb = exchange.upstream_ttfb
+    access_log.write(
+        {
+            "ts": timestamp(time.time()),
+            "level": "info",
+            "logger": "promptd.access",
+            "request_id": exchange.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "endpoint": exchange.endpoint,
+            "prompt_id": prompt_id,
+            "prompt_version": exchange.version,
+            "environment": exchange.environment,
+            "upstream": exchange.upstream,
+            "model": exchange.model,
+            "duration_ms": round(duration * 1000, 3),
+            "overhead_ms": round(overhead * 1000, 3),
+            "upstream_ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
+            "bytes_out": bytes_out,
+            "pid": _PID,
+        }
+    )

@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict
 
 from promptd.compile import compile_request, take_prompt_ref
 from promptd.echo import echo_completion, echo_stream
@@ -29,8 +28,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Not copied to the upstream: hop-by-hop, what aiohttp sets itself, and the client's credentials.
-_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "authorization"}
-_DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
+_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "authorization", "x-request-id"}
+# The upstream's own request id is relayed as x-upstream-request-id: x-request-id is promptd's.
+_DROP_RESPONSE = HOP_BY_HOP | {"content-length", "x-request-id"}
 _BUFFER_LIMIT = 1024 * 1024  # non-SSE answers up to this size are read whole and sent at once
 _SSE = "text/event-stream"
 _JSON = "application/json"
@@ -81,11 +81,9 @@ async def chat_completions(request: web.Request, gateway: Gateway, exchange: Exc
         version = compiled.version
         exchange.version = version.number
         exchange.environment = compiled.environment
-        headers["x-promptd-prompt-id"] = version.prompt_id
-        headers["x-promptd-prompt-version"] = str(version.number)
-        headers["x-promptd-prompt-hash"] = version.hash
+        headers.update(version.headers)
         outgoing = orjson.dumps(body)
-        gateway.metrics.compile.observe(time.perf_counter() - started)
+        gateway.metrics.requests.compiled(time.perf_counter() - started)
     exchange.model = model
     upstream = gateway.router.for_model(model)
     exchange.upstream = upstream.name
@@ -117,16 +115,17 @@ async def passthrough(request: web.Request, gateway: Gateway, exchange: Exchange
     return await relay(request, gateway, exchange, upstream, path, raw, {"x-request-id": exchange.request_id})
 
 
-def upstream_headers(request: web.Request, upstream: Upstream, request_id: str, auth_consumed: bool) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in request.headers.items():
-        if name.lower() not in _DROP_REQUEST:
-            headers.add(name, value)
+def upstream_headers(request: web.Request, upstream: Upstream, request_id: str, auth_consumed: bool) -> list[tuple[str, str]]:
+    """The client's headers less hop-by-hop ones and its credentials; then the
+    upstream's key, or the client's Authorization when the upstream has none."""
+    headers = [(name, value) for name, value in request.headers.items() if name.lower() not in _DROP_REQUEST]
     if upstream.authorization is not None:
-        headers["Authorization"] = upstream.authorization
-    elif not auth_consumed and "Authorization" in request.headers:
-        headers["Authorization"] = request.headers["Authorization"]
-    headers["X-Request-Id"] = request_id
+        headers.append(("Authorization", upstream.authorization))
+    elif not auth_consumed:
+        client = request.headers.get("Authorization")
+        if client is not None:
+            headers.append(("Authorization", client))
+    headers.append(("X-Request-Id", request_id))
     return headers
 
 
@@ -172,15 +171,16 @@ async def relay(
         raise _upstream_failure(gateway, upstream, exc, started=False) from None
     received = time.perf_counter()
     exchange.upstream_ttfb = exchange.upstream_wait = received - sent
-    gateway.metrics.upstream_ttfb(upstream.name, exchange.upstream_ttfb)
+    gateway.metrics.requests.upstream_ttfb(upstream.name, exchange.upstream_ttfb)
     if response.status >= 500:
         gateway.metrics.upstream_error(upstream.name, "status_5xx")
     finished = False
     try:
-        out_headers = CIMultiDict(headers)
-        for name, value in response.headers.items():
-            if name.lower() not in _DROP_RESPONSE:
-                out_headers.add(name, value)
+        out_headers = [(name, value) for name, value in response.headers.items() if name.lower() not in _DROP_RESPONSE]
+        out_headers += headers.items()
+        upstream_id = response.headers.get("x-request-id")
+        if upstream_id is not None:
+            out_headers.append(("x-upstream-request-id", upstream_id))
         length = response.content_length
         is_sse = response.content_type == _SSE
         if not is_sse and length is not None and length <= _BUFFER_LIMIT:

@@ -1,15 +1,18 @@
 """Every metric of DESIGN.md 4.2, registered in one place.
 
-Label children are looked up once and kept, so recording a request costs a few
-dict hits instead of prometheus-client's locked `labels()` walk. With several
-workers prometheus-client's multiprocess mode is used (PROMETHEUS_MULTIPROC_DIR,
-set by the supervisor) and `/metrics` merges every worker's files.
+The request path records into `LoopMetrics`: plain counters and bucket lists
+updated on the event loop thread (no locks, no label lookups), exported by a
+collector when `/metrics` is scraped. With several workers, prometheus-client's
+multiprocess mode is used instead (PROMETHEUS_MULTIPROC_DIR, set by the
+supervisor): `SharedMetrics` writes each observation to the shared files and
+`/metrics` merges every worker's.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from bisect import bisect_left
+from typing import Any, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,9 +22,14 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    gc_collector,
+    multiprocess,
+    platform_collector,
+    process_collector,
 )
-from prometheus_client import gc_collector, platform_collector, process_collector
-from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNKNOWN = "unknown"
@@ -36,40 +44,145 @@ DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 )
 
+HELP = {
+    "requests": "Requests answered, by endpoint, prompt and HTTP status.",
+    "duration": "Time from request to the last byte of the answer.",
+    "overhead": "Time spent in promptd itself: total minus waiting on the upstream (streams: up to the first byte).",
+    "compile": "Resolving, validating and rendering a prompt.",
+    "ttfb": "Time from sending to the upstream to its response headers.",
+    "inflight": "Requests being handled now.",
+}
+
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 
+class _Buckets:
+    """A cumulative histogram: one count per bucket (the last is +Inf) and a sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def exposition(self) -> list[tuple[str, float]]:
+        out, total = [], 0
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts):
+            total += count
+            out.append((bound, total))
+        return out
+
+
+class LoopMetrics(Collector):
+    """The request-path metrics of one process, updated only from the event loop."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.duration: dict[tuple[str, str], _Buckets] = {}
+        self.overhead: dict[str, _Buckets] = {}
+        self.ttfb: dict[str, _Buckets] = {}
+        self.compile = _Buckets(OVERHEAD_BUCKETS)
+        self.inflight = 0
+
+    def started(self) -> None:
+        self.inflight += 1
+
+    def finished(self) -> None:
+        self.inflight -= 1
+
+    def request_done(self, endpoint: str, prompt_id: str, status: int, duration: float, overhead: float) -> None:
+        key = (endpoint, prompt_id, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        buckets = self.duration.get((endpoint, prompt_id))
+        if buckets is None:
+            buckets = self.duration[(endpoint, prompt_id)] = _Buckets(DURATION_BUCKETS)
+        buckets.observe(duration)
+        buckets = self.overhead.get(endpoint)
+        if buckets is None:
+            buckets = self.overhead[endpoint] = _Buckets(OVERHEAD_BUCKETS)
+        buckets.observe(overhead)
+
+    def upstream_ttfb(self, upstream: str, seconds: float) -> None:
+        buckets = self.ttfb.get(upstream)
+        if buckets is None:
+            buckets = self.ttfb[upstream] = _Buckets(DURATION_BUCKETS)
+        buckets.observe(seconds)
+
+    def compiled(self, seconds: float) -> None:
+        self.compile.observe(seconds)
+
+    def collect(self) -> Iterator[Any]:
+        requests = CounterMetricFamily("promptd_requests", HELP["requests"], labels=["endpoint", "prompt_id", "status"])
+        for labels, count in list(self.requests.items()):
+            requests.add_metric(labels, count)
+        yield requests
+        yield self._histogram("promptd_request_duration_seconds", "duration", ["endpoint", "prompt_id"], self.duration)
+        yield self._histogram("promptd_overhead_seconds", "overhead", ["endpoint"], {(k,): v for k, v in self.overhead.items()})
+        yield self._histogram("promptd_compile_duration_seconds", "compile", [], {(): self.compile})
+        yield self._histogram("promptd_upstream_ttfb_seconds", "ttfb", ["upstream"], {(k,): v for k, v in self.ttfb.items()})
+        yield GaugeMetricFamily("promptd_inflight_requests", HELP["inflight"], value=self.inflight)
+
+    @staticmethod
+    def _histogram(name: str, help_key: str, labels: list[str], series: dict[tuple[str, ...], _Buckets]) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(name, HELP[help_key], labels=labels)
+        for values, buckets in list(series.items()):
+            family.add_metric(list(values), buckets.exposition(), sum_value=buckets.sum)
+        return family
+
+
+class SharedMetrics:
+    """The same interface as `LoopMetrics`, on prometheus-client's multiprocess files."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._requests = Counter("promptd_requests", HELP["requests"], ["endpoint", "prompt_id", "status"], registry=registry)
+        self._duration = Histogram("promptd_request_duration_seconds", HELP["duration"], ["endpoint", "prompt_id"],
+                                   buckets=DURATION_BUCKETS, registry=registry)
+        self._overhead = Histogram("promptd_overhead_seconds", HELP["overhead"], ["endpoint"],
+                                   buckets=OVERHEAD_BUCKETS, registry=registry)
+        self._compile = Histogram("promptd_compile_duration_seconds", HELP["compile"], buckets=OVERHEAD_BUCKETS, registry=registry)
+        self._ttfb = Histogram("promptd_upstream_ttfb_seconds", HELP["ttfb"], ["upstream"], buckets=DURATION_BUCKETS, registry=registry)
+        self._inflight = Gauge("promptd_inflight_requests", HELP["inflight"], registry=registry, multiprocess_mode="livesum")
+
+    def started(self) -> None:
+        self._inflight.inc()
+
+    def finished(self) -> None:
+        self._inflight.dec()
+
+    def request_done(self, endpoint: str, prompt_id: str, status: int, duration: float, overhead: float) -> None:
+        self._requests.labels(endpoint, prompt_id, str(status)).inc()
+        self._duration.labels(endpoint, prompt_id).observe(duration)
+        self._overhead.labels(endpoint).observe(overhead)
+
+    def upstream_ttfb(self, upstream: str, seconds: float) -> None:
+        self._ttfb.labels(upstream).observe(seconds)
+
+    def compiled(self, seconds: float) -> None:
+        self._compile.observe(seconds)
+
+
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    """Request-path metrics (`requests`), plus the rarer events as prometheus-client metrics."""
+
+    def __init__(self) -> None:
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         disable_created_metrics()  # `*_created` series double the scrape and tell operators nothing here
-        registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        registry = CollectorRegistry(auto_describe=True)
         self.registry = registry
-        if not self.multiprocess:
+        self.requests: LoopMetrics | SharedMetrics
+        if self.multiprocess:
+            self.requests = SharedMetrics(registry)
+        else:
+            self.requests = LoopMetrics()
+            registry.register(self.requests)
             process_collector.ProcessCollector(registry=registry)
             platform_collector.PlatformCollector(registry=registry)
             gc_collector.GCCollector(registry=registry)
-        self.requests = Counter(
-            "promptd_requests", "Requests answered, by endpoint, prompt and HTTP status.",
-            ["endpoint", "prompt_id", "status"], registry=registry,
-        )
-        self.duration = Histogram(
-            "promptd_request_duration_seconds", "Time from request to the last byte of the answer.",
-            ["endpoint", "prompt_id"], buckets=DURATION_BUCKETS, registry=registry,
-        )
-        self.overhead = Histogram(
-            "promptd_overhead_seconds",
-            "Time spent in promptd itself: total minus waiting on the upstream (streams: up to the first byte).",
-            ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=registry,
-        )
-        self.compile = Histogram(
-            "promptd_compile_duration_seconds", "Resolving, validating and rendering a prompt.",
-            buckets=OVERHEAD_BUCKETS, registry=registry,
-        )
-        self.ttfb = Histogram(
-            "promptd_upstream_ttfb_seconds", "Time from sending to the upstream to its response headers.",
-            ["upstream"], buckets=DURATION_BUCKETS, registry=registry,
-        )
         self.upstream_errors = Counter(
             "promptd_upstream_errors", "Upstream failures: connect, timeout, reset, status_5xx.",
             ["upstream", "kind"], registry=registry,
@@ -78,44 +191,20 @@ class Metrics:
             "promptd_prompt_errors", "Requests refused while compiling a prompt, by prompt and error code.",
             ["prompt_id", "code"], registry=registry,
         )
-        self.reloads = Counter(
-            "promptd_config_reloads", "Prompt set reloads, by result.", ["result"], registry=registry,
-        )
+        self.reloads = Counter("promptd_config_reloads", "Prompt set reloads, by result.", ["result"], registry=registry)
         self.generation = Gauge(
             "promptd_config_generation", "Generation of the prompt set being served.",
             registry=registry, multiprocess_mode="livemax",
         )
         self.prompts_loaded = Gauge(
-            "promptd_prompts_loaded", "Prompts in the set being served.",
-            registry=registry, multiprocess_mode="livemax",
+            "promptd_prompts_loaded", "Prompts in the set being served.", registry=registry, multiprocess_mode="livemax",
         )
-        self.inflight = Gauge(
-            "promptd_inflight_requests", "Requests being handled now.",
-            registry=registry, multiprocess_mode="livesum",
-        )
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def request_done(self, endpoint: str, prompt_id: str, status: int, duration: float, overhead: float | None) -> None:
-        self._child(self.requests, endpoint, prompt_id, str(status)).inc()
-        self._child(self.duration, endpoint, prompt_id).observe(duration)
-        if overhead is not None:
-            self._child(self.overhead, endpoint).observe(overhead)
-
-    def upstream_ttfb(self, upstream: str, seconds: float) -> None:
-        self._child(self.ttfb, upstream).observe(seconds)
 
     def upstream_error(self, upstream: str, kind: str) -> None:
-        self._child(self.upstream_errors, upstream, kind).inc()
+        self.upstream_errors.labels(upstream, kind).inc()
 
     def prompt_error(self, prompt_id: str, code: str) -> None:
-        self._child(self.prompt_errors, prompt_id, code).inc()
+        self.prompt_errors.labels(prompt_id, code).inc()
 
     def render(self) -> bytes:
         if self.multiprocess:

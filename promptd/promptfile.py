@@ -98,7 +98,7 @@ class MessageTemplate:
 
 
 class PromptVersion:
-    __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl")
+    __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl", "headers")
 
     def __init__(
         self, prompt_id: str, decl: VersionDecl, messages: tuple[MessageTemplate, ...], rules: Rules
@@ -111,6 +111,12 @@ class PromptVersion:
         self.rules = rules
         self.decl = decl
         self.hash = content_hash(orjson.dumps([prompt_id, msgspec.to_builtins(decl)], option=orjson.OPT_SORT_KEYS))
+        # The response headers naming this version, built once.
+        self.headers = (
+            ("x-promptd-prompt-id", prompt_id),
+            ("x-promptd-prompt-version", str(decl.version)),
+            ("x-promptd-prompt-hash", self.hash),
+        )
 
     def render_messages(self, context: dict[str, Any]) -> list[dict[str, Any]]:
         return [message.render(context) for message in self.messages]

@@ -141,6 +141,7 @@ class Recorder:
                 "method": request.method,
                 "path": request.path_qs,
                 "headers": dict(request.headers),
+                "header_list": list(request.headers.items()),
                 "raw": raw,
                 "body": body,
             }
@@ -179,7 +180,7 @@ class Recorder:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
-        return web.json_response(answer, headers={"x-upstream": "yes", "Connection": "keep-alive"})
+        return web.json_response(answer, headers={"x-upstream": "yes", "Connection": "keep-alive", "x-request-id": "upstream-req-1"})
 
     @property
     def last(self) -> dict[str, Any]:

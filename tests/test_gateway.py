@@ -105,6 +105,9 @@ async def test_headers_hop_by_hop_dropped_request_id_kept(make_gateway, upstream
     assert response.headers["x-upstream"] == "yes"
     seen = {k.lower(): v for k, v in upstream.last["headers"].items()}
     assert seen["x-request-id"] == "req-42"
+    assert [k.lower() for k, _ in upstream.last["header_list"]].count("x-request-id") == 1
+    assert response.headers.getall("x-request-id") == ["req-42"]
+    assert response.headers["x-upstream-request-id"] == "upstream-req-1"
     assert seen["x-custom"] == "kept"
     assert "proxy-authorization" not in seen and "te" not in seen
 

@@ -1,0 +1,1 @@
+"""promptd's bundled load tests: `python -m benchmarks --help`."""

@@ -1,0 +1,320 @@
+"""promptd's load tests, in one command.
+
+    python -m benchmarks                      # the full suite, about 3 minutes
+    python -m benchmarks --quick              # a few hundred requests per scenario (CI)
+    python -m benchmarks --compare-url http://127.0.0.1:4000/v1/chat/completions
+
+Starts the mock upstream, the baseline forwarder and promptd on 127.0.0.1,
+runs every scenario for a fixed time at each concurrency, and writes a table
+(CPU per request is the figure to read: it is steady on a shared machine)
+to benchmarks/results/latest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks import workload
+from benchmarks.loadgen import LoadResult, builtin_load, have_wrk, percentiles, wrk_load
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A server process of the benchmark; all of them listen on 127.0.0.1 only."""
+
+    def __init__(self, name: str, args: list[str], port: int, log: Path) -> None:
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        with open(log, "wb") as stderr:
+            self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        self.started = time.perf_counter()
+        self.ready_after = 0.0
+
+    def pids(self) -> list[int]:
+        """The process and its children (promptd's workers)."""
+        pids = [self.process.pid]
+        try:
+            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        return pids
+
+    def cpu(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += workload.cpu_seconds(pid)
+            except OSError:
+                pass
+        return total
+
+    def rss_mb(self) -> float:
+        return round(sum(workload.peak_rss_mb(pid) for pid in self.pids()), 1)
+
+    async def wait_ready(self, path: str = "/healthz", timeout: float = 60) -> None:
+        deadline = time.perf_counter() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.perf_counter() < deadline:
+                if self.process.poll() is not None:
+                    raise SystemExit(f"{self.name} exited with {self.process.returncode}")
+                try:
+                    async with session.get(self.url + path) as response:
+                        if response.status < 500:
+                            self.ready_after = time.perf_counter() - self.started
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.02)
+        raise SystemExit(f"{self.name} did not start in {timeout} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def measure(server: Server, url: str, body: bytes, concurrency: int, args: argparse.Namespace, stream: bool = False) -> dict:
+    if stream:
+        body = body[:-1] + b',"stream":true}'
+    # A short warm-up, so connection setup and first-call costs are not counted.
+    await builtin_load(url, body, min(concurrency, 4), 0.3, max_requests=50, stream=stream)
+    cpu_before = server.cpu()
+    if have_wrk() and not args.no_wrk and not stream:
+        result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, args.duration)
+    else:
+        result = await builtin_load(url, body, concurrency, args.duration, max_requests=args.max_requests, stream=stream)
+    cpu = server.cpu() - cpu_before
+    return {
+        "tool": result.tool,
+        "requests": result.requests,
+        "errors": result.errors,
+        "rps": round(result.rps, 1),
+        "latency_ms": result.latencies_ms,
+        "ttfb_ms": result.ttfb_ms,
+        "cpu_us_per_request": round(cpu / result.requests * 1e6, 1) if result.requests else None,
+        "peak_rss_mb": server.rss_mb(),
+    }
+
+
+def promptd_args(config: Path, port: int, *extra: str) -> list[str]:
+    return ["-m", "promptd", "serve", str(config), "--port", str(port), *extra]
+
+
+async def many_prompts(tmp: Path, mock: Server, args: argparse.Namespace, report: dict) -> Server:
+    """Start-up time and RSS with N prompts of 3 versions, the reload time of that
+    set, and request latency while it rebuilds."""
+    config = workload.write_config(tmp / "many", mock.port, many=args.many, watch=False)
+    server = Server("promptd-many", promptd_args(config, free_port()), 0, tmp / "promptd-many.log")
+    server.port = int(server.process.args[-1])  # type: ignore[index]
+    server.url = f"http://127.0.0.1:{server.port}"
+    await server.wait_ready()
+    report["startup"] = {
+        "prompts": args.many + 2,
+        "versions": args.many * 3 + 2,
+        "ready_after_s": round(server.ready_after, 3),
+        "rss_mb": server.rss_mb(),
+    }
+    # Rewrite every generated file, then SIGHUP: a full rebuild (nothing cached), under load.
+    body = workload.body_bytes(workload.SMALL_BODY)
+    url = server.url + "/v1/chat/completions"
+
+    async def rebuild_during_load() -> tuple[float, float]:
+        await asyncio.sleep(args.duration / 3)
+        for path in sorted((config / "prompts" / "generated").iterdir()):
+            path.write_text(path.read_text().replace("generated prompt", "regenerated prompt"))
+        started = time.perf_counter()
+        server.process.send_signal(signal.SIGHUP)
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with session.get(server.url + "/readyz") as response:
+                    if (await response.json())["generation"] >= 2:
+                        return started, time.perf_counter()
+                await asyncio.sleep(0.01)
+
+    load_start = time.perf_counter()
+    duration = max(args.duration * 2, 3.0)
+    (window_start, window_end), result = await asyncio.gather(
+        rebuild_during_load(), builtin_load(url, body, 8, duration, max_requests=args.max_requests)
+    )
+    start_offset, end_offset = window_start - load_start, window_end - load_start
+    during = [ms for t, ms in result.samples if start_offset <= t <= end_offset]
+    outside = [ms for t, ms in result.samples if not start_offset <= t <= end_offset]
+    report["reload"] = {
+        "reload_s": round(window_end - window_start, 3),
+        "latency_ms_outside_rebuild": percentiles(outside),
+        "latency_ms_during_rebuild": percentiles(during),
+        "requests_during_rebuild": len(during),
+        "errors": result.errors,
+    }
+    return server
+
+
+async def run(args: argparse.Namespace) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="promptd-bench-"))
+    servers: list[Server] = []
+
+    def start(name: str, argv: list[str], port: int) -> Server:
+        server = Server(name, argv, port, tmp / f"{name}.log")
+        servers.append(server)
+        return server
+
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_generator": "wrk" if have_wrk() and not args.no_wrk else "builtin",
+        "duration_s": args.duration,
+        "scenarios": {},
+    }
+    try:
+        mock_port = free_port()
+        mock = start("mock", ["-m", "benchmarks.mock_upstream", "--port", str(mock_port)], mock_port)
+        base_port = free_port()
+        baseline = start("baseline", ["-m", "benchmarks.baseline_forwarder", "--port", str(base_port),
+                                      "--upstream", f"http://127.0.0.1:{mock_port}"], base_port)
+        config = workload.write_config(tmp / "config", mock_port)
+        p_port = free_port()
+        promptd = start("promptd", promptd_args(config, p_port), p_port)
+        w_port = free_port()
+        workers = start("promptd-workers2", promptd_args(config, w_port, "--workers", "2"), w_port)
+        for server in (mock, baseline, promptd, workers):
+            await server.wait_ready("/v1/models" if server is mock else "/healthz" if server.name.startswith("promptd") else "/v1/models")
+        many = await many_prompts(tmp, mock, args, report)
+        servers.append(many)
+
+        plain = workload.body_bytes(workload.PLAIN_BODY)
+        small = workload.body_bytes(workload.SMALL_BODY)
+        large = workload.body_bytes(workload.LARGE_BODY)
+        path = "/v1/chat/completions"
+        scenarios = [
+            ("direct", mock, plain, False),
+            ("baseline", baseline, plain, False),
+            ("passthrough", promptd, plain, False),
+            ("small_prompt", promptd, small, False),
+            ("large_prompt", promptd, large, False),
+            ("baseline_stream", baseline, plain, True),
+            ("stream", promptd, plain, True),
+            ("small_prompt_many", many, small, False),
+            ("small_prompt_workers2", workers, small, False),
+        ]
+        if args.compare_url:
+            other = Server.__new__(Server)
+            other.name, other.url = "compare", args.compare_url
+            other.cpu = lambda: 0.0  # type: ignore[method-assign]
+            other.rss_mb = lambda: 0.0  # type: ignore[method-assign]
+            scenarios.append(("compare", other, plain, False))
+        for concurrency in args.concurrency:
+            for name, server, body, stream in scenarios:
+                if args.only and name not in args.only:
+                    continue
+                url = args.compare_url if name == "compare" else server.url + path
+                print(f"  {name:<24} c={concurrency:<4}", end="", flush=True, file=sys.stderr)
+                result = await measure(server, url, body, concurrency, args, stream=stream)
+                report["scenarios"].setdefault(name, {})[str(concurrency)] = result
+                print(f" {result['rps']:>9} req/s  {result['cpu_us_per_request']} µs CPU/req  errors {result['errors']}",
+                      file=sys.stderr)
+    finally:
+        for server in reversed(servers):
+            server.stop()
+    add_ratios(report)
+    return report
+
+
+def add_ratios(report: dict) -> None:
+    scenarios = report["scenarios"]
+    for name, by_concurrency in scenarios.items():
+        for concurrency, result in by_concurrency.items():
+            reference = "baseline_stream" if name in ("stream", "baseline_stream") else "baseline"
+            base = scenarios.get(reference, {}).get(concurrency)
+            if base and base["cpu_us_per_request"] and result["cpu_us_per_request"] is not None:
+                result["cpu_ratio_vs_baseline"] = round(result["cpu_us_per_request"] / base["cpu_us_per_request"], 2)
+            if name == "stream" and base and base["ttfb_ms"] and result["ttfb_ms"]:
+                result["ttfb_added_ms_p50"] = round(result["ttfb_ms"]["p50"] - base["ttfb_ms"]["p50"], 3)
+            if name == "small_prompt_many":
+                few = scenarios.get("small_prompt", {}).get(concurrency)
+                if few and few["cpu_us_per_request"]:
+                    result["cpu_ratio_vs_few_prompts"] = round(result["cpu_us_per_request"] / few["cpu_us_per_request"], 2)
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"# promptd benchmark — {report['date']}",
+        "",
+        f"Machine: {report['machine']}. Load: {report['load_generator']}, {report['duration_s']} s per scenario.",
+        "CPU per request is the server process's user+system time divided by the requests it answered.",
+        "",
+        "| scenario | conc. | req/s | p50 ms | p90 ms | p99 ms | errors | CPU µs/req | × baseline | TTFB p50 ms | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by_concurrency in report["scenarios"].items():
+        for concurrency, r in by_concurrency.items():
+            lat = r["latency_ms"]
+            lines.append(
+                f"| {name} | {concurrency} | {r['rps']} | {lat.get('p50', '')} | {lat.get('p90', '')} | {lat.get('p99', '')} "
+                f"| {r['errors']} | {r['cpu_us_per_request']} | {r.get('cpu_ratio_vs_baseline', '')} "
+                f"| {r['ttfb_ms'].get('p50', '')} | {r['peak_rss_mb']} |"
+            )
+    if "startup" in report:
+        s, rl = report["startup"], report["reload"]
+        lines += [
+            "",
+            f"Start-up with {s['prompts']} prompts ({s['versions']} versions): ready after {s['ready_after_s']} s, "
+            f"peak RSS {s['rss_mb']} MB. Full rebuild of that set: {rl['reload_s']} s.",
+            f"Latency during the rebuild: {rl['latency_ms_during_rebuild']} ({rl['requests_during_rebuild']} requests); "
+            f"outside it: {rl['latency_ms_outside_rebuild']}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario (default 5)")
+    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[8, 64],
+                        help="comma-separated levels (default 8,64)")
+    parser.add_argument("--many", type=int, default=10000, help="prompts in the many-prompts scenario (default 10000)")
+    parser.add_argument("--max-requests", type=int, default=None, help="cap per scenario (built-in generator)")
+    parser.add_argument("--compare-url", help="another OpenAI-compatible gateway already running on 127.0.0.1")
+    parser.add_argument("--no-wrk", action="store_true", help="use the built-in load generator even if wrk exists")
+    parser.add_argument("--only", nargs="*", help="run only these scenarios")
+    parser.add_argument("--quick", action="store_true", help="tiny scale: 300 requests per scenario, 200 prompts")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write latest.json and latest.md")
+    args = parser.parse_args()
+    if args.quick:
+        args.duration, args.concurrency, args.many, args.max_requests, args.no_wrk = 2.0, [4], 200, 300, True
+    report = asyncio.run(run(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "latest.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

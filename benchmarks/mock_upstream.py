@@ -1,0 +1,73 @@
+"""A fast OpenAI-compatible upstream for load tests, on 127.0.0.1.
+
+    python -m benchmarks.mock_upstream --port 9100 [--delay-ms 0] [--chunk-delay-ms 0] [--chunks 8]
+
+POST .../chat/completions answers a `chat.completion`, or with `"stream": true`
+`--chunks` SSE chunks then `data: [DONE]`. Anything else gets a small JSON body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import orjson
+import uvloop
+from aiohttp import web
+
+COMPLETION = orjson.dumps({
+    "id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock upstream."},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+})
+
+
+def chunk(text: str, finish: str | None = None) -> bytes:
+    payload = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-mini",
+               "choices": [{"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}]}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def make_app(delay_ms: float, chunk_delay_ms: float, chunks: int) -> web.Application:
+    events = [chunk(f"token{i} ") for i in range(chunks)] + [chunk("", "stop"), b"data: [DONE]\n\n"]
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        if b'"stream":true' not in body.replace(b" ", b""):
+            return web.Response(body=COMPLETION, content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            if chunk_delay_ms:
+                await asyncio.sleep(chunk_delay_ms / 1000)
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+    async def other(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b'{"object":"list","data":[]}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_route("*", "/{tail:.*}", other)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="wait before answering")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="wait before each streamed chunk")
+    parser.add_argument("--chunks", type=int, default=8, help="content chunks in a streamed answer")
+    args = parser.parse_args()
+    uvloop.install()
+    web.run_app(make_app(args.delay_ms, args.chunk_delay_ms, args.chunks), host="127.0.0.1", port=args.port,
+                access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

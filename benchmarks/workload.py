@@ -1,0 +1,117 @@
+"""The prompts and request bodies every benchmark uses, and the config writer."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SMALL_PROMPT = """
+id = "small"
+[[versions]]
+version = 1
+model = "gpt-4o-mini"
+messages = [
+  { role = "system", content = "You are a support agent for {{company}}." },
+  { role = "user", content = "Customer {{customer_name}} asks about {{issue_type}}." },
+]
+[versions.params]
+temperature = 0.2
+"""
+
+SMALL_BODY = {
+    "prompt_id": "small",
+    "prompt_variables": {"company": "Acme", "customer_name": "Sarah", "issue_type": "billing"},
+}
+
+
+def large_prompt() -> str:
+    """20 messages, 40 variables, 2 sections (one a list, one a flag)."""
+    messages = []
+    for i in range(20):
+        a, b = (2 * i) % 38, (2 * i + 1) % 38
+        content = f"Step {i}: consider {{{{v{a}}}}} together with {{{{v{b}}}}} and answer precisely."
+        if i == 5:
+            content += " {{#items}}- {{name}}: {{qty}}\\n{{/items}}"
+        if i == 12:
+            content += " {{#urgent}}This is urgent.{{/urgent}}{{^urgent}}No rush.{{/urgent}}"
+        messages.append(f'  {{ role = "{"system" if i == 0 else "user"}", content = "{content}" }},')
+    variables = [f'v{n} = {{ type = "string" }}' for n in range(38)]
+    variables += ['items = { type = "array" }', 'urgent = { type = "boolean", default = false }']
+    return (
+        'id = "large"\n[[versions]]\nversion = 1\nmodel = "gpt-4o-mini"\nmessages = [\n'
+        + "\n".join(messages)
+        + "\n]\n[versions.params]\ntemperature = 0.5\nmax_tokens = 256\n[versions.variables]\n"
+        + "\n".join(variables)
+        + "\n"
+    )
+
+
+LARGE_BODY = {
+    "prompt_id": "large",
+    "prompt_variables": {
+        **{f"v{n}": f"value number {n}" for n in range(38)},
+        "items": [{"name": "pen", "qty": 2}, {"name": "ink", "qty": 1}, {"name": "pad", "qty": 5}],
+        "urgent": True,
+    },
+}
+
+PLAIN_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}]}
+
+
+def many_prompt(index: int) -> str:
+    versions = "".join(
+        f'[[versions]]\nversion = {v}\nmodel = "gpt-4o-mini"\n'
+        f'messages = [{{ role = "system", content = "Prompt {index} version {v} for {{{{name}}}}." }}]\n'
+        for v in (1, 2, 3)
+    )
+    return f'description = "generated prompt {index}"\n[environments]\nproduction = 2\n' + versions
+
+
+def write_config(root: Path, upstream_port: int, *, many: int = 0, watch: bool = True) -> Path:
+    """A config dir with the small and large prompts and `many` generated ones."""
+    prompts = root / "prompts"
+    prompts.mkdir(parents=True, exist_ok=True)
+    (prompts / "small.toml").write_text(SMALL_PROMPT)
+    (prompts / "large.toml").write_text(large_prompt())
+    if many:
+        generated = prompts / "generated"
+        generated.mkdir(exist_ok=True)
+        for index in range(many):
+            (generated / f"gen_{index:05d}.toml").write_text(many_prompt(index))
+    (root / "promptd.toml").write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+shutdown_grace_s = 2
+
+[prompts]
+paths = ["prompts"]
+watch = {json.dumps(watch)}
+
+[[upstreams]]
+name = "mock"
+base_url = "http://127.0.0.1:{upstream_port}/v1"
+models = ["*"]
+"""
+    )
+    return root
+
+
+def body_bytes(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (steadier than req/s on a shared machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
