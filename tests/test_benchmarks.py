@@ -1,0 +1,42 @@
+"""The bundled benchmarks at a tiny scale, so they cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_suite_runs_every_scenario_without_errors(tmp_path):
+    result = run("benchmarks", "--quick", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    expected = {"direct", "baseline", "passthrough", "small_prompt", "large_prompt", "baseline_stream", "stream",
+                "small_prompt_many", "small_prompt_workers2"}
+    assert set(report["scenarios"]) == expected
+    for name, by_concurrency in report["scenarios"].items():
+        for outcome in by_concurrency.values():
+            assert outcome["requests"] > 0 and outcome["errors"] == 0, (name, outcome)
+            assert outcome["cpu_us_per_request"] is not None
+    assert report["scenarios"]["stream"]["4"]["ttfb_ms"]["p50"] > 0
+    assert report["startup"]["prompts"] == 202 and report["reload"]["errors"] == 0
+    assert "| small_prompt | 4 |" in (tmp_path / "latest.md").read_text()
+
+
+def test_compile_micro_benchmark():
+    result = run("benchmarks.compile_bench", "--seconds", "0.05")
+    assert result.returncode == 0, result.stderr
+    assert "small" in result.stdout and "large" in result.stdout and "µs per compile" in result.stdout
+
+
+def test_reload_latency_benchmark():
+    result = run("benchmarks.reload_latency", "--edits", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("3 edits: median")
