@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from promptd import api, gateway as gw
+from promptd.client import UpstreamClient
 from promptd.endpoint import endpoint
 from promptd.logs import AccessLog
 from promptd.metrics import Metrics
@@ -42,7 +42,7 @@ def create_app(
     )
     app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"max_field_size": 65536})
     app[GATEWAY] = state
-    app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_upstream_client)
     app.cleanup_ctx.append(_reloading)
     app.cleanup_ctx.append(_flush_access_log)
 
@@ -61,21 +61,14 @@ def create_app(
     return app
 
 
-async def _client_session(app: web.Application) -> AsyncIterator[None]:
-    """Exactly one upstream ClientSession per app. Bodies are relayed as the
-    upstream encoded them, so nothing is decompressed or re-encoded."""
+async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+    """Exactly one upstream client (and its keep-alive pools) per app."""
     state = app[GATEWAY]
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-    state.session = aiohttp.ClientSession(
-        connector=connector,
-        auto_decompress=False,
-        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
-        timeout=aiohttp.ClientTimeout(total=None),
-    )
+    state.client = UpstreamClient()
     try:
         yield
     finally:
-        await state.session.close()
+        state.client.close()
 
 
 async def _reloading(app: web.Application) -> AsyncIterator[None]:

@@ -14,7 +14,6 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from promptd.errors import PromptdError, Unauthorized
-from promptd.logs import timestamp
 from promptd.metrics import NONE, UNKNOWN
 from promptd.state import GATEWAY, Gateway
 
@@ -23,7 +22,6 @@ log = logging.getLogger("promptd")
 _request_ids = itertools.count(1)
 _REQUEST_ID_PREFIX = os.urandom(4).hex()
 _JSON = "application/json"
-_PID = os.getpid()
 
 
 class Exchange:
@@ -129,26 +127,10 @@ def _finish(
     bytes_out = exchange.bytes_out
     if not bytes_out and response is not None and response.__class__ is web.Response:
         bytes_out = response.content_length or 0
-    ttfb = exchange.upstream_ttfb
-    access_log.write(
-        {
-            "ts": timestamp(time.time()),
-            "level": "info",
-            "logger": "promptd.access",
-            "request_id": exchange.request_id,
-            "method": request.method,
-            "path": request.path,
-            "status": status,
-            "endpoint": exchange.endpoint,
-            "prompt_id": prompt_id,
-            "prompt_version": exchange.version,
-            "environment": exchange.environment,
-            "upstream": exchange.upstream,
-            "model": exchange.model,
-            "duration_ms": round(duration * 1000, 3),
-            "overhead_ms": round(overhead * 1000, 3),
-            "upstream_ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
-            "bytes_out": bytes_out,
-            "pid": _PID,
-        }
+    access_log.record(
+        (
+            time.time(), exchange.request_id, request.method, request.raw_path, status, exchange.endpoint,
+            prompt_id, exchange.version, exchange.environment, exchange.upstream, exchange.model,
+            duration, overhead, exchange.upstream_ttfb, bytes_out,
+        )
     )

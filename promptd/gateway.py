@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
+from promptd.client import UpstreamFailure, UpstreamResponse
 from promptd.compile import compile_request, take_prompt_ref
 from promptd.echo import echo_completion, echo_stream
 from promptd.endpoint import Exchange
@@ -28,7 +28,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 # Not copied to the upstream: hop-by-hop, what aiohttp sets itself, and the client's credentials.
-_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "authorization", "x-request-id"}
+_DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "authorization", "x-request-id", "expect"}
 # The upstream's own request id is relayed as x-upstream-request-id: x-request-id is promptd's.
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "x-request-id"}
 _BUFFER_LIMIT = 1024 * 1024  # non-SSE answers up to this size are read whole and sent at once
@@ -129,20 +129,12 @@ def upstream_headers(request: web.Request, upstream: Upstream, request_id: str, 
     return headers
 
 
-def _upstream_failure(gateway: Gateway, upstream: Upstream, exc: BaseException, started: bool) -> PromptdError:
-    """Classify an aiohttp client failure, count it, and say what happened."""
-    if isinstance(exc, TimeoutError):
-        gateway.metrics.upstream_error(upstream.name, "timeout")
-        return UpstreamTimeout(f'upstream "{upstream.name}" timed out', code="upstream_timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError) and not started:
-        gateway.metrics.upstream_error(upstream.name, "connect")
-        return UpstreamUnreachable(
-            f'cannot connect to upstream "{upstream.name}" ({exc.host}:{exc.port}): {exc.strerror or exc}',
-            code="upstream_unreachable",
-        )
-    gateway.metrics.upstream_error(upstream.name, "reset")
-    detail = "the connection was reset" if not started else "the connection was lost mid-answer"
-    return UpstreamUnreachable(f'upstream "{upstream.name}": {detail} ({type(exc).__name__})', code="upstream_unreachable")
+def _upstream_error(gateway: Gateway, upstream: Upstream, failure: UpstreamFailure) -> PromptdError:
+    """Count an upstream failure and say what happened, as a 502 or 504."""
+    gateway.metrics.upstream_error(upstream.name, failure.kind)
+    if failure.kind == "timeout":
+        return UpstreamTimeout(f'upstream "{upstream.name}" timed out: {failure.detail}', code="upstream_timeout")
+    return UpstreamUnreachable(f'upstream "{upstream.name}": {failure.detail}', code="upstream_unreachable")
 
 
 async def relay(
@@ -154,21 +146,22 @@ async def relay(
     body: bytes,
     headers: dict[str, str],
 ) -> web.StreamResponse:
-    session = gateway.session
-    assert session is not None
+    client = gateway.client
+    assert client is not None and upstream.target is not None
     sent = time.perf_counter()
     try:
-        response = await session.request(
+        response = await client.request(
+            upstream.target,
             request.method,
-            upstream.base_url + path,
-            data=body or None,
-            headers=upstream_headers(request, upstream, exchange.request_id, bool(gateway.api_keys)),
-            timeout=upstream.timeout,
-            allow_redirects=False,
+            path,
+            upstream_headers(request, upstream, exchange.request_id, bool(gateway.api_keys)),
+            body,
+            connect_timeout=upstream.connect_timeout,
+            read_timeout=upstream.read_timeout,
         )
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except UpstreamFailure as failure:
         exchange.upstream_wait = time.perf_counter() - sent
-        raise _upstream_failure(gateway, upstream, exc, started=False) from None
+        raise _upstream_error(gateway, upstream, failure) from None
     received = time.perf_counter()
     exchange.upstream_ttfb = exchange.upstream_wait = received - sent
     gateway.metrics.requests.upstream_ttfb(upstream.name, exchange.upstream_ttfb)
@@ -176,29 +169,31 @@ async def relay(
         gateway.metrics.upstream_error(upstream.name, "status_5xx")
     finished = False
     try:
-        out_headers = [(name, value) for name, value in response.headers.items() if name.lower() not in _DROP_RESPONSE]
+        out_headers = []
+        for name, value in response.headers:
+            lower = name.lower()
+            if lower not in _DROP_RESPONSE:
+                out_headers.append((name, value))
+            elif lower == "x-request-id":
+                out_headers.append(("x-upstream-request-id", value))
         out_headers += headers.items()
-        upstream_id = response.headers.get("x-request-id")
-        if upstream_id is not None:
-            out_headers.append(("x-upstream-request-id", upstream_id))
         length = response.content_length
         is_sse = response.content_type == _SSE
         if not is_sse and length is not None and length <= _BUFFER_LIMIT:
             try:
                 data = await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _upstream_failure(gateway, upstream, exc, started=False) from None
+            except UpstreamFailure as failure:
+                raise _upstream_error(gateway, upstream, failure) from None
             finally:
                 exchange.upstream_wait = time.perf_counter() - sent
             finished = True
-            return web.Response(body=data, status=response.status, reason=response.reason, headers=out_headers)
-        out = web.StreamResponse(status=response.status, reason=response.reason, headers=out_headers)
+            return web.Response(body=data, status=response.status, reason=response.reason or None, headers=out_headers)
+        out = web.StreamResponse(status=response.status, reason=response.reason or None, headers=out_headers)
         if length is not None:
             out.content_length = length
         await out.prepare(request)
         exchange.stream = out
-        await _relay_stream(request, response, out, gateway, exchange, upstream, is_sse, received)
-        finished = True
+        finished = await _relay_stream(request, response, out, gateway, exchange, upstream, is_sse, received)
         return out
     finally:
         if finished:
@@ -209,40 +204,40 @@ async def relay(
 
 async def _relay_stream(
     request: web.Request,
-    response: aiohttp.ClientResponse,
+    response: UpstreamResponse,
     out: web.StreamResponse,
     gateway: Gateway,
     exchange: Exchange,
     upstream: Upstream,
     is_sse: bool,
     waiting_since: float,
-) -> None:
-    content = response.content
+) -> bool:
+    """Write each piece of the body as it arrives; True when the upstream finished it."""
+    next_chunk = response.next_chunk
     sent_bytes = 0
     try:
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                break
+        while chunk := await next_chunk():
             if exchange.first_byte is None:
-                now = time.perf_counter()
-                exchange.upstream_wait += now - waiting_since
+                exchange.upstream_wait += time.perf_counter() - waiting_since
                 await out.write(chunk)
                 exchange.first_byte = time.perf_counter() - exchange.started
             else:
                 await out.write(chunk)
             sent_bytes += len(chunk)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        error = _upstream_failure(gateway, upstream, exc, started=True)
+    except UpstreamFailure as failure:
+        error = _upstream_error(gateway, upstream, failure)
         exchange.bytes_out = sent_bytes
         if not is_sse:
             # Not an event stream: an abruptly closed connection is the only honest signal.
             if request.transport is not None:
                 request.transport.close()
-            return
+            return False
         await out.write(b"data: " + error.render() + b"\n\n")
+        await out.write_eof()
+        return False
     exchange.bytes_out = sent_bytes
     await out.write_eof()
+    return True
 
 
 async def answer_echo(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import IO, Any
@@ -19,7 +20,7 @@ import orjson
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _FLUSH_AFTER_S = 0.05
-_FLUSH_BYTES = 64 * 1024
+_FLUSH_ENTRIES = 512
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 _second = -1
@@ -60,21 +61,30 @@ def setup_logging(level: str = "info", stream: IO[str] | None = None) -> None:
     logging.getLogger("aiohttp.access").disabled = True
 
 
+ACCESS_FIELDS = (
+    "request_id", "method", "path", "status", "endpoint", "prompt_id", "prompt_version", "environment",
+    "upstream", "model", "duration_ms", "overhead_ms", "upstream_ttfb_ms", "bytes_out",
+)
+_PID = os.getpid()
+
+
 class AccessLog:
-    """Buffered JSON access log lines; `enabled` follows the `promptd.access` logger's level."""
+    """Buffered JSON access log lines; `enabled` follows the `promptd.access` logger's level.
+
+    A request only appends a tuple of its fields (`record`); turning the tuples
+    into JSON lines and writing them happens in `flush`, once per 50 ms batch,
+    off the request path."""
 
     def __init__(self, stream: IO[bytes] | None = None) -> None:
         self.enabled = logging.getLogger("promptd.access").isEnabledFor(logging.INFO)
         self._stream = stream
-        self._buffer: list[bytes] = []
-        self._size = 0
+        self._pending: list[tuple[Any, ...]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, entry: dict[str, Any]) -> None:
-        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
-        self._buffer.append(line)
-        self._size += len(line)
-        if self._size >= _FLUSH_BYTES:
+    def record(self, entry: tuple[Any, ...]) -> None:
+        """`entry`: time.time(), then the values of ACCESS_FIELDS in order (durations in seconds)."""
+        self._pending.append(entry)
+        if len(self._pending) >= _FLUSH_ENTRIES:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(_FLUSH_AFTER_S, self.flush)
@@ -83,14 +93,23 @@ class AccessLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._buffer:
+        if not self._pending:
             return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
-        self._size = 0
+        pending, self._pending = self._pending, []
+        lines = []
+        for now, *values in pending:
+            entry = {"ts": timestamp(now), "level": "info", "logger": "promptd.access"}
+            entry.update(zip(ACCESS_FIELDS, values))
+            for key in ("duration_ms", "overhead_ms", "upstream_ttfb_ms"):
+                if entry[key] is not None:
+                    entry[key] = round(entry[key] * 1000, 3)
+            entry["path"] = entry["path"].partition("?")[0]  # query strings can carry secrets
+            entry["pid"] = _PID
+            lines.append(orjson.dumps(entry))
+        lines.append(b"")
         stream = self._stream or sys.stderr.buffer
         try:
-            stream.write(data)
+            stream.write(b"\n".join(lines))
             stream.flush()
         except (OSError, ValueError):
             pass  # a closed or full stderr must not take requests down

@@ -9,8 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-import aiohttp
-
+from promptd.client import Target
 from promptd.errors import BadRequest
 from promptd.settings import UpstreamSettings
 
@@ -18,16 +17,15 @@ _MEMO_LIMIT = 4096
 
 
 class Upstream:
-    __slots__ = ("name", "is_echo", "base_url", "authorization", "timeout", "default", "patterns")
+    __slots__ = ("name", "is_echo", "target", "authorization", "connect_timeout", "read_timeout", "default", "patterns")
 
     def __init__(self, settings: UpstreamSettings) -> None:
         self.name = settings.name
         self.is_echo = settings.type == "echo"
-        self.base_url = settings.base_url
+        self.target = None if self.is_echo else Target(settings.base_url)
         self.authorization = f"Bearer {settings.api_key}" if settings.api_key else None
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.read_timeout_s
-        )
+        self.connect_timeout = settings.connect_timeout_s
+        self.read_timeout = settings.read_timeout_s
         self.default = settings.default
         self.patterns = settings.models
 

@@ -1,15 +1,16 @@
 """The app's state: one typed object under one AppKey.
 
-The app is frozen after startup; what changes (the prompt set, the client
-session) changes as an attribute of these objects, never by reassigning a key.
+The app is frozen after startup; what changes (the prompt set, the upstream
+client) changes as an attribute of these objects, never by reassigning a key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiohttp
 from aiohttp import web
+
+from promptd.client import UpstreamClient
 
 from promptd.logs import AccessLog
 from promptd.metrics import Metrics
@@ -26,7 +27,7 @@ class Gateway:
     metrics: Metrics
     access_log: AccessLog
     api_keys: tuple[bytes, ...] = field(repr=False)
-    session: aiohttp.ClientSession | None = None  # opened by the app's cleanup_ctx
+    client: UpstreamClient | None = None  # opened by the app's cleanup_ctx
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
