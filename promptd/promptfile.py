@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
-from promptd.structs import Strict, describe_decode_error, format_problem
+from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
 from promptd.template import HC_TYPES, Template, TemplateSyntaxError
 from promptd.variables import CHECKS, MISSING, TYPES, Rule, Rules
 
@@ -167,7 +167,7 @@ class FileResult:
 def decode_prompt_file(source: str, data: bytes) -> PromptDecl:
     if source.endswith(".json"):
         return msgspec.json.decode(data, type=PromptDecl)
-    return msgspec.toml.decode(data, type=PromptDecl)
+    return decode_toml(data, PromptDecl)
 
 
 def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult:
@@ -182,7 +182,7 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
     except msgspec.ValidationError as exc:
         problem(*describe_decode_error(exc))
         return FileResult(None, problems, warnings)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, TomlError) as exc:
         kind = "JSON" if source.endswith(".json") else "TOML"
         problem("", f"not valid {kind}: {exc}")
         return FileResult(None, problems, warnings)

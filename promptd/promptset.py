@@ -7,6 +7,7 @@ and uses that snapshot for the whole request.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import time
@@ -59,6 +60,18 @@ class PromptLoader:
 
     def build(self) -> PromptSet:
         """Load every file; raise `ConfigError` with every problem, or return a set."""
+        # A build allocates hundreds of thousands of objects and none of them can
+        # be cyclic garbage: the cycle collector would only rescan them, again and
+        # again (it tripled the load time of 10,000 files).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self) -> PromptSet:
         cache: dict[str, tuple[bytes, FileResult]] = {}
         problems: list[str] = []
         warnings: list[str] = []

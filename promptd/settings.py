@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Mapping
 import msgspec
 
 from promptd.errors import ConfigError
-from promptd.structs import Strict, describe_decode_error, format_problem
+from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
 
 CONFIG_FILE_NAME = "promptd.toml"
 DEFAULT_CONFIG = "config"
@@ -111,11 +111,11 @@ def load_settings(
 ) -> Settings:
     path = find_config_file(config)
     try:
-        raw = msgspec.toml.decode(path.read_bytes(), type=ConfigFile)
+        raw = decode_toml(path.read_bytes(), ConfigFile)
     except msgspec.ValidationError as exc:
         key, message = describe_decode_error(exc)
         raise ConfigError([format_problem(str(path), key, message)]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except TomlError as exc:
         raise ConfigError([format_problem(str(path), "", f"not valid TOML: {exc}")]) from None
     return resolve_settings(raw, path, os.environ if environ is None else environ)
 
