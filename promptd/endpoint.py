@@ -9,7 +9,7 @@ import itertools
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
