@@ -50,13 +50,20 @@ def prompt_files(directories: Iterable[Path]) -> list[str]:
     return found
 
 
+# A file modified less than this long before a build is always read again: file
+# timestamps are coarse (a few ms, seconds on some filesystems), so two writes of
+# the same size in one tick would otherwise look unchanged ("racy git").
+_RACY_NS = 2_000_000_000
+
+
 class PromptLoader:
-    """Builds prompt sets from directories. A file whose bytes did not change
-    since the last build is not parsed again."""
+    """Builds prompt sets from directories. A file whose inode, size and times
+    did not change since the last build is not read or parsed again, so a build
+    after a one-file edit costs a stat per file."""
 
     def __init__(self, directories: Iterable[Path]) -> None:
         self.directories = tuple(directories)
-        self._cache: dict[str, tuple[bytes, FileResult]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int, int], FileResult]] = {}
 
     def build(self) -> PromptSet:
         """Load every file; raise `ConfigError` with every problem, or return a set."""
@@ -72,24 +79,27 @@ class PromptLoader:
                 gc.enable()
 
     def _build(self) -> PromptSet:
-        cache: dict[str, tuple[bytes, FileResult]] = {}
+        cache: dict[str, tuple[tuple[int, int, int, int], FileResult]] = {}
         problems: list[str] = []
         warnings: list[str] = []
         by_id: dict[str, Prompt] = {}
+        racy_before = time.time_ns() - _RACY_NS
         for path in prompt_files(self.directories):
             try:
-                with open(path, "rb") as f:
-                    data = f.read()
+                st = os.stat(path)
+                key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                cached = self._cache.get(path)
+                if cached is not None and cached[0] == key and st.st_mtime_ns < racy_before:
+                    result = cached[1]
+                else:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    stem = os.path.splitext(os.path.basename(path))[0]
+                    result = compile_prompt_file(path, data, stem)
             except OSError as exc:
                 problems.append(f"{path}: cannot read: {exc.strerror}")
                 continue
-            cached = self._cache.get(path)
-            if cached is not None and cached[0] == data:
-                result = cached[1]
-            else:
-                stem = os.path.splitext(os.path.basename(path))[0]
-                result = compile_prompt_file(path, data, stem)
-            cache[path] = (data, result)
+            cache[path] = (key, result)
             problems.extend(result.problems)
             warnings.extend(result.warnings)
             prompt = result.prompt
