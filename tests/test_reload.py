@@ -41,6 +41,13 @@ async def wait_until(check, timeout: float = 3.0) -> float:
         await asyncio.sleep(0.01)
 
 
+async def watched(make_gateway, text: str):
+    """promptd watching one prompt file `p.toml`; returns the client and the file."""
+    client = await make_gateway(prompts={"p.toml": prompt(text)}, watch=True)
+    await asyncio.sleep(0.2)  # let the watcher start
+    return client, client.config_dir / "prompts" / "p.toml"
+
+
 async def readyz(client) -> dict:
     return await (await client.get("/readyz")).json()
 
@@ -80,9 +87,7 @@ async def _missing(client, prompt_id: str) -> bool:
 
 
 async def test_broken_edit_keeps_last_good_set_until_fixed(make_gateway):
-    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
-    path = client.config_dir / "prompts" / "p.toml"
-    await asyncio.sleep(0.2)
+    client, path = await watched(make_gateway, "one")
     path.write_text(prompt("{{#unclosed}}"))
 
     async def failed() -> bool:
@@ -119,9 +124,7 @@ async def test_temp_file_and_rename_editors(make_gateway):
 
 
 async def test_same_content_does_not_bump_the_generation(make_gateway):
-    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=True)
-    path = client.config_dir / "prompts" / "p.toml"
-    await asyncio.sleep(0.2)
+    client, path = await watched(make_gateway, "one")
     path.write_text(prompt("one"))
 
     async def reloaded() -> bool:
@@ -155,9 +158,7 @@ async def test_configmap_symlink_swap(make_gateway, tmp_path):
 
 
 async def test_in_flight_stream_finishes_on_the_old_version(make_gateway, upstream):
-    client = await make_gateway(prompts={"p.toml": prompt("old")}, watch=True)
-    path = client.config_dir / "prompts" / "p.toml"
-    await asyncio.sleep(0.2)
+    client, path = await watched(make_gateway, "old")
     upstream.behaviour = "gated_stream"
     first = await client.post("/v1/chat/completions", json={"prompt_id": "p", "stream": True})
     old_hash = first.headers["x-promptd-prompt-hash"]
