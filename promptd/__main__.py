@@ -1,3 +1,4 @@
 from promptd.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # a builder process (spawn) imports this module too
+    raise SystemExit(main())

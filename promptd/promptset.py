@@ -56,6 +56,45 @@ def prompt_files(directories: Iterable[Path]) -> list[str]:
 _RACY_NS = 2_000_000_000
 
 
+FileKey = tuple[int, int, int, int]  # inode, size, mtime, ctime
+
+
+def scan(
+    directories: tuple[Path, ...], known: Mapping[str, FileKey]
+) -> tuple[list[tuple[str, FileKey | str]], dict[str, FileResult]]:
+    """Stat every prompt file; read and compile the ones whose key is not in
+    `known` (or that changed very recently). Returns every path in load order
+    with its key (or why it cannot be read), and the results compiled now.
+
+    Pure and picklable both ways: large sets run it in a builder process."""
+    # A scan allocates hundreds of thousands of objects, none of them cyclic
+    # garbage: the cycle collector would only rescan them (it tripled the load
+    # time of 10,000 files).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        entries: list[tuple[str, FileKey | str]] = []
+        compiled: dict[str, FileResult] = {}
+        racy_before = time.time_ns() - _RACY_NS
+        for path in prompt_files(directories):
+            try:
+                st = os.stat(path)
+                key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                if known.get(path) != key or st.st_mtime_ns >= racy_before:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    stem = os.path.splitext(os.path.basename(path))[0]
+                    compiled[path] = compile_prompt_file(path, data, stem)
+            except OSError as exc:
+                entries.append((path, f"cannot read: {exc.strerror}"))
+                continue
+            entries.append((path, key))
+        return entries, compiled
+    finally:
+        if collecting:
+            gc.enable()
+
+
 class PromptLoader:
     """Builds prompt sets from directories. A file whose inode, size and times
     did not change since the last build is not read or parsed again, so a build
@@ -63,42 +102,30 @@ class PromptLoader:
 
     def __init__(self, directories: Iterable[Path]) -> None:
         self.directories = tuple(directories)
-        self._cache: dict[str, tuple[tuple[int, int, int, int], FileResult]] = {}
+        self._cache: dict[str, tuple[FileKey, FileResult]] = {}
+
+    @property
+    def file_count(self) -> int:
+        return len(self._cache)
+
+    def known(self) -> dict[str, FileKey]:
+        return {path: key for path, (key, _) in self._cache.items()}
 
     def build(self) -> PromptSet:
         """Load every file; raise `ConfigError` with every problem, or return a set."""
-        # A build allocates hundreds of thousands of objects and none of them can
-        # be cyclic garbage: the cycle collector would only rescan them, again and
-        # again (it tripled the load time of 10,000 files).
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return self._build()
-        finally:
-            if collecting:
-                gc.enable()
+        return self.assemble(*scan(self.directories, self.known()))
 
-    def _build(self) -> PromptSet:
-        cache: dict[str, tuple[tuple[int, int, int, int], FileResult]] = {}
+    def assemble(self, entries: list[tuple[str, FileKey | str]], compiled: dict[str, FileResult]) -> PromptSet:
+        """Cross-check the files of a scan and build the set (or raise `ConfigError`)."""
+        cache: dict[str, tuple[FileKey, FileResult]] = {}
         problems: list[str] = []
         warnings: list[str] = []
         by_id: dict[str, Prompt] = {}
-        racy_before = time.time_ns() - _RACY_NS
-        for path in prompt_files(self.directories):
-            try:
-                st = os.stat(path)
-                key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-                cached = self._cache.get(path)
-                if cached is not None and cached[0] == key and st.st_mtime_ns < racy_before:
-                    result = cached[1]
-                else:
-                    with open(path, "rb") as f:
-                        data = f.read()
-                    stem = os.path.splitext(os.path.basename(path))[0]
-                    result = compile_prompt_file(path, data, stem)
-            except OSError as exc:
-                problems.append(f"{path}: cannot read: {exc.strerror}")
+        for path, key in entries:
+            if isinstance(key, str):
+                problems.append(f"{path}: {key}")
                 continue
+            result = compiled.get(path) or self._cache[path][1]
             cache[path] = (key, result)
             problems.extend(result.problems)
             warnings.extend(result.warnings)

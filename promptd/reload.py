@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -20,7 +23,7 @@ import watchfiles
 
 from promptd.errors import ConfigError
 from promptd.metrics import Metrics
-from promptd.promptset import PromptLoader, PromptSet
+from promptd.promptset import PromptLoader, PromptSet, scan
 
 log = logging.getLogger("promptd.reload")
 
@@ -33,6 +36,14 @@ DEBOUNCE_MS = 300
 # a moment where the directory is inconsistent.
 SETTLE_S = 0.25
 REBUILD_SWITCH_INTERVAL_S = 0.0005
+# Sets of at least this many files are rebuilt in a builder process: reading and
+# parsing thousands of files in a thread would share the GIL with the event loop
+# for seconds. Smaller sets rebuild in milliseconds, in a thread.
+PROCESS_BUILD_MIN_FILES = 1000
+
+
+def _warm_up() -> None:
+    """Runs in the builder process as soon as it exists, so the first edit does not wait for it to start."""
 
 
 class PromptHolder:
@@ -46,8 +57,39 @@ class PromptHolder:
         self.last_reload_at = self.current.loaded_at
         self.last_reload_error: list[str] | None = None
         self._dirty = asyncio.Event()
+        self._builder: ProcessPoolExecutor | None = None
         metrics.generation.set(self.current.generation)
         metrics.prompts_loaded.set(len(self.current.prompts))
+
+    def _builder_pool(self) -> ProcessPoolExecutor:
+        if self._builder is None:
+            self._builder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._builder
+
+    def start_builder(self) -> None:
+        if self.loader.file_count >= PROCESS_BUILD_MIN_FILES:
+            self._builder_pool().submit(_warm_up)
+
+    def close(self) -> None:
+        if self._builder is not None:
+            self._builder.shutdown(wait=False, cancel_futures=True)
+            self._builder = None
+
+    async def _build(self) -> PromptSet:
+        """Scan and compile in the builder process for large sets (only changed files
+        travel back), in a thread otherwise; cross-check and assemble in a thread."""
+        if self.loader.file_count >= PROCESS_BUILD_MIN_FILES:
+            loop = asyncio.get_running_loop()
+            try:
+                scanned = await loop.run_in_executor(
+                    self._builder_pool(), scan, self.loader.directories, self.loader.known()
+                )
+            except BrokenProcessPool:
+                log.error("the prompt builder process died; building in this process")
+                self._builder = None
+            else:
+                return await asyncio.to_thread(self.loader.assemble, *scanned)
+        return await asyncio.to_thread(self.loader.build)
 
     def request_reload(self) -> None:
         """Ask for a rebuild (a file event or SIGHUP); the reload task does it."""
@@ -85,7 +127,7 @@ class PromptHolder:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, REBUILD_SWITCH_INTERVAL_S))
         try:
-            new = await asyncio.to_thread(self.loader.build)
+            new = await self._build()
         except ConfigError as exc:
             if settle:
                 try:
@@ -139,6 +181,7 @@ async def watch(directories: tuple[Path, ...], holder: PromptHolder, stop: async
 async def reload_context(holder: PromptHolder, directories: tuple[Path, ...], watch_files: bool) -> AsyncIterator[None]:
     """Run the reload task (and the watcher when `watch_files`) for the app's lifetime."""
     stop = asyncio.Event()
+    holder.start_builder()
     tasks = [asyncio.create_task(holder.run(), name="promptd-reload")]
     if watch_files:
         tasks.append(asyncio.create_task(watch(directories, holder, stop), name="promptd-watch"))
@@ -149,3 +192,4 @@ async def reload_context(holder: PromptHolder, directories: tuple[Path, ...], wa
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        holder.close()

@@ -51,7 +51,19 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "any": _is_any,
 }
 
-MISSING: Any = object()
+class _Missing:
+    """No default. A named singleton, so it stays itself through pickling."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 class Rule:

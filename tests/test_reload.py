@@ -195,3 +195,25 @@ async def test_two_hundred_rapid_edits_end_consistent(make_gateway):
     assert state["last_reload_error"] is None
     app_holder = client.server.app[GATEWAY].holder
     assert app_holder.current.prompts["p0"].versions[1].messages[0].render({})["content"] == "edit 195"
+
+
+async def test_large_sets_rebuild_in_a_builder_process(make_gateway, monkeypatch):
+    monkeypatch.setattr("promptd.reload.PROCESS_BUILD_MIN_FILES", 2)
+    files = {f"p{i}.toml": prompt(f"start {i}") for i in range(3)}
+    client = await make_gateway(prompts=files, watch=True)
+    holder = client.server.app[GATEWAY].holder
+    assert holder._builder is not None  # started with the app, before any edit
+    prompts = client.config_dir / "prompts"
+    await asyncio.sleep(0.5)
+    (prompts / "p1.toml").write_text(prompt("edited in the builder"))
+    await wait_until(lambda: _equals(client, "edited in the builder", "p1"), timeout=5)
+    assert await served(client, "p0") == "start 0"  # unchanged files keep their compiled form
+    (prompts / "p2.toml").write_text(prompt("{{#broken}}"))
+
+    async def failed() -> bool:
+        return (await readyz(client))["last_reload_error"] is not None
+
+    await wait_until(failed, timeout=5)
+    assert await served(client, "p2") == "start 2"
+    (prompts / "p2.toml").write_text(prompt("fixed"))
+    await wait_until(lambda: _equals(client, "fixed", "p2"), timeout=5)
