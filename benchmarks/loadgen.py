@@ -50,9 +50,11 @@ def _check_local(url: str) -> None:
 
 
 async def builtin_load(
-    url: str, body: bytes, concurrency: int, duration: float, max_requests: int | None = None, stream: bool = False
+    url: str, body: bytes, concurrency: int, duration: float, max_requests: int | None = None, stream: bool = False,
+    pause_s: float = 0.0,
 ) -> LoadResult:
-    """`concurrency` clients in a loop until `duration` s have passed (or `max_requests` were sent)."""
+    """`concurrency` clients in a loop until `duration` s have passed (or `max_requests` were sent),
+    each waiting `pause_s` between its requests (a steady load below saturation)."""
     _check_local(url)
     result = LoadResult()
     latencies: list[float] = []
@@ -83,6 +85,8 @@ async def builtin_load(
             result.errors += not ok
             latencies.append(latency)
             result.samples.append((t0 - started, latency))
+            if pause_s:
+                await asyncio.sleep(pause_s)
 
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout) as session:
