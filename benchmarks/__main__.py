@@ -167,7 +167,7 @@ async def _reload_under_load(server: Server, url: str, body: bytes, args: argpar
                 async with session.get(server.url + "/readyz") as response:
                     if (await response.json())["generation"] >= generation:
                         return started, time.perf_counter()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.025)  # light polling: it is load on promptd too
 
     load_start = time.perf_counter()
     duration = max(args.duration * 2, 3.0)
