@@ -27,7 +27,8 @@ HOP_BY_HOP = frozenset(
         "te", "trailer", "trailers", "transfer-encoding", "upgrade",
     }
 )
-# Not copied to the upstream: hop-by-hop, what aiohttp sets itself, and the client's credentials.
+# Not copied to the upstream: hop-by-hop, what the client writes itself (Host, Content-Length),
+# and the client's credentials.
 _DROP_REQUEST = HOP_BY_HOP | {"host", "content-length", "authorization", "x-request-id", "expect"}
 # The upstream's own request id is relayed as x-upstream-request-id: x-request-id is promptd's.
 _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "x-request-id"}
