@@ -52,11 +52,18 @@ class Server:
         self.started = time.perf_counter()
         self.ready_after = 0.0
 
+    @property
+    def main_pid(self) -> int | None:
+        return self.process.pid
+
     def pids(self) -> list[int]:
-        """The process and its children (promptd's workers)."""
-        pids = [self.process.pid]
+        """The process and its children (promptd's workers and builder)."""
+        pid = self.main_pid
+        if pid is None:
+            return []
+        pids = [pid]
         try:
-            with open(f"/proc/{self.process.pid}/task/{self.process.pid}/children") as f:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
                 pids += [int(p) for p in f.read().split()]
         except OSError:
             pass
@@ -100,6 +107,19 @@ class Server:
                 self.process.wait()
 
 
+class OtherGateway(Server):
+    """A gateway started by someone else (`--compare-url`); its CPU and RSS are
+    read only when `--compare-pid` names its process."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.name = "compare"
+        self.pid = pid
+
+    @property
+    def main_pid(self) -> int | None:
+        return self.pid
+
+
 async def measure(server: Server, url: str, body: bytes, concurrency: int, args: argparse.Namespace, stream: bool = False) -> dict:
     if stream:
         body = body[:-1] + b',"stream":true}'
@@ -110,7 +130,7 @@ async def measure(server: Server, url: str, body: bytes, concurrency: int, args:
         result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, args.duration)
     else:
         result = await builtin_load(url, body, concurrency, args.duration, max_requests=args.max_requests, stream=stream)
-    cpu = server.cpu() - cpu_before
+    cpu = server.cpu() - cpu_before if server.pids() else None
     return {
         "tool": result.tool,
         "requests": result.requests,
@@ -118,8 +138,8 @@ async def measure(server: Server, url: str, body: bytes, concurrency: int, args:
         "rps": round(result.rps, 1),
         "latency_ms": result.latencies_ms,
         "ttfb_ms": result.ttfb_ms,
-        "cpu_us_per_request": round(cpu / result.requests * 1e6, 1) if result.requests else None,
-        "peak_rss_mb": server.rss_mb(),
+        "cpu_us_per_request": round(cpu / result.requests * 1e6, 1) if result.requests and cpu is not None else None,
+        "peak_rss_mb": server.rss_mb() if server.pids() else None,
     }
 
 
@@ -235,11 +255,7 @@ async def run(args: argparse.Namespace) -> dict:
             ("small_prompt_workers2", workers, small, False),
         ]
         if args.compare_url:
-            other = Server.__new__(Server)
-            other.name, other.url = "compare", args.compare_url
-            other.cpu = lambda: 0.0  # type: ignore[method-assign]
-            other.rss_mb = lambda: 0.0  # type: ignore[method-assign]
-            scenarios.append(("compare", other, plain, False))
+            scenarios.append(("compare", OtherGateway(args.compare_pid), plain, False))
         for concurrency in args.concurrency:
             for name, server, body, stream in scenarios:
                 if args.only and name not in args.only:
@@ -318,7 +334,9 @@ def main() -> None:
                         help="comma-separated levels (default 8,64)")
     parser.add_argument("--many", type=int, default=10000, help="prompts in the many-prompts scenario (default 10000)")
     parser.add_argument("--max-requests", type=int, default=None, help="cap per scenario (built-in generator)")
-    parser.add_argument("--compare-url", help="another OpenAI-compatible gateway already running on 127.0.0.1")
+    parser.add_argument("--compare-url", help="another OpenAI-compatible gateway already running on 127.0.0.1 "
+                        "(its chat completions URL); sent the plain request")
+    parser.add_argument("--compare-pid", type=int, help="that gateway's process id, to measure its CPU and RSS")
     parser.add_argument("--no-wrk", action="store_true", help="use the built-in load generator even if wrk exists")
     parser.add_argument("--only", nargs="*", help="run only these scenarios")
     parser.add_argument("--quick", action="store_true", help="tiny scale: 300 requests per scenario, 200 prompts")

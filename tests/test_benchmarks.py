@@ -41,3 +41,26 @@ def test_reload_latency_benchmark():
     result = run("benchmarks.reload_latency", "--edits", "3")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("3 edits: median")
+
+
+def test_compare_url_includes_another_gateway(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    other = subprocess.Popen([sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(port)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        result = run("benchmarks", "--quick", "--only", "baseline", "compare", "--out", str(tmp_path),
+                     "--compare-url", f"http://127.0.0.1:{port}/v1/chat/completions", "--compare-pid", str(other.pid))
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((tmp_path / "latest.json").read_text())
+        compare = report["scenarios"]["compare"]["4"]
+        assert compare["requests"] > 0 and compare["errors"] == 0
+        assert compare["cpu_us_per_request"] > 0 and "cpu_ratio_vs_baseline" in compare
+    finally:
+        other.terminate()
+        other.wait(timeout=10)
