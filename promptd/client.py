@@ -54,10 +54,6 @@ class UpstreamResponse:
             elif lower == "content-type":
                 self.content_type = value.partition(";")[0].strip().lower()
 
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for n, v in self.headers if n.lower() == name), None)
-
     async def read(self) -> bytes:
         parts = []
         while chunk := await self._conn.next_chunk():
@@ -123,12 +119,6 @@ class _Connection(asyncio.Protocol):
             return
         detail = "the upstream closed the connection" + (f" ({exc})" if exc else "")
         self._fail(UpstreamFailure("reset", self.started, detail))
-
-    def pause_writing(self) -> None:  # pragma: no cover - request bodies are small
-        pass
-
-    def resume_writing(self) -> None:  # pragma: no cover
-        pass
 
     # -- httptools callbacks
     def on_status(self, status: bytes) -> None:

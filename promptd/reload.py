@@ -109,17 +109,18 @@ class PromptHolder:
         self.last_reload_at = time.time()
         self.last_reload_error = None
         self.metrics.reloads.labels("success").inc()
-        if new.hash == self.current.hash:
-            return False
-        old = self.current
-        self.current = new.with_generation(self.current.generation + 1)
-        gc.freeze()
+        changed = new.hash != self.current.hash
+        retired = new
+        if changed:
+            retired = self.current
+            self.current = new.with_generation(self.current.generation + 1)
+            gc.freeze()
+            self.metrics.generation.set(self.current.generation)
+            self.metrics.prompts_loaded.set(len(self.current.prompts))
         # Freeing a large set at once is one C-level cascade that holds the GIL
         # (250 ms for 10,000 prompts): a thread takes it apart prompt by prompt.
-        asyncio.get_running_loop().run_in_executor(None, _dismantle, old)
-        self.metrics.generation.set(self.current.generation)
-        self.metrics.prompts_loaded.set(len(self.current.prompts))
-        return True
+        asyncio.get_running_loop().run_in_executor(None, _dismantle, retired)
+        return changed
 
     def fail(self, problems: list[str]) -> None:
         self.last_reload_at = time.time()
