@@ -282,6 +282,14 @@ class _Pool:
         self.idle.clear()
 
 
+async def _answer(conn: _Connection, request: bytes, read_timeout: float, head_only: bool) -> UpstreamResponse:
+    try:
+        return await conn.send(request, read_timeout, head_only)
+    except asyncio.CancelledError:
+        conn.close()  # the client left before the answer began: the upstream sees the connection close
+        raise
+
+
 class Target:
     """One upstream base URL, parsed once: where requests go and the bytes every
     request to it starts with."""
@@ -343,14 +351,14 @@ class UpstreamClient:
         conn = pool.take()
         if conn is not None:
             try:
-                return await conn.send(request, read_timeout, head_only)
+                return await _answer(conn, request, read_timeout, head_only)
             except UpstreamFailure as failure:
                 if failure.started or failure.kind != "reset":
                     raise
                 # A pooled connection the upstream had already dropped: nothing was
                 # answered, so the request is sent once more on a new connection.
         conn = await pool.connect(connect_timeout)
-        return await conn.send(request, read_timeout, head_only)
+        return await _answer(conn, request, read_timeout, head_only)
 
     def close(self) -> None:
         for pool in self._pools.values():

@@ -152,7 +152,11 @@ class Recorder:
         if behaviour == "error429":
             return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"retry-after": "1"})
         if behaviour == "slow":
-            await asyncio.sleep(5)
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                self.closed.set()  # the client's connection went away while we thought
+                raise
         if behaviour in ("stream", "reset_stream", "gated_stream"):
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)

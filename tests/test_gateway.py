@@ -148,6 +148,16 @@ async def test_client_disconnect_cancels_the_upstream_request(make_gateway, upst
     await asyncio.wait_for(upstream.closed.wait(), 5)
 
 
+async def test_client_leaving_before_the_answer_starts_cancels_the_upstream_request(make_gateway, upstream):
+    client = await make_gateway(read_timeout=10)
+    upstream.behaviour = "slow"
+    request = asyncio.ensure_future(post(client, {"model": "gpt-4o-mini", "messages": []}))
+    await asyncio.sleep(0.3)
+    request.cancel()  # the client gives up while the upstream has not answered yet
+    await asyncio.gather(request, return_exceptions=True)
+    await asyncio.wait_for(upstream.closed.wait(), 5)
+
+
 async def test_upstream_errors_are_relayed_as_they_are(make_gateway, upstream):
     client = await make_gateway()
     upstream.behaviour = "error500"
