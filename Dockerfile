@@ -18,6 +18,7 @@ COPY config /etc/promptd
 
 USER 10001
 EXPOSE 8080
+# The health check assumes port 8080; change it with server.port.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 
