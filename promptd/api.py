@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from promptd.compile import PromptRef, compile_request, resolve, take_prompt_ref
+from promptd.compile import PROMPT_FIELDS, PromptRef, compile_request, resolve, take_prompt_ref
 from promptd.endpoint import Exchange
 from promptd.errors import BadRequest, NotFound
 from promptd.gateway import decode_object, read_body
@@ -80,13 +80,13 @@ async def render_prompt(request: web.Request, gateway: Gateway, exchange: Exchan
         fields["environment"] = body.pop("environment")
     if "variables" in body:
         fields["prompt_variables"] = body.pop("variables")
-    for name in ("prompt_id", "prompt", "prompt_version", "prompt_variables", "inputs", "prompt_environment", "prompt_label"):
-        if name in body:
-            raise BadRequest(
-                f"`{name}` does not belong in a render body: use version, environment and variables",
-                code="invalid_prompt_fields",
-                param=name,
-            )
+    misplaced = sorted(PROMPT_FIELDS.intersection(body))
+    if misplaced:
+        raise BadRequest(
+            f"`{misplaced[0]}` does not belong in a render body: use version, environment and variables",
+            code="invalid_prompt_fields",
+            param=misplaced[0],
+        )
     ref = take_prompt_ref(fields)
     assert ref is not None
     compiled = compile_request(gateway.holder.current, ref, body, gateway.settings.default_environment)

@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from promptd.errors import PromptdError, Unauthorized
+from promptd.errors import InternalError, PromptdError, Unauthorized
 from promptd.metrics import NONE, UNKNOWN
 from promptd.state import GATEWAY, Gateway
 
@@ -70,37 +70,39 @@ def check_auth(request: web.Request, keys: tuple[bytes, ...]) -> None:
         )
 
 
-def endpoint(name: str, handler: Handler, *, auth: bool = True, record: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def prompt_label(gateway: Gateway, prompt_id: str | None) -> str:
+    """The metric label of a prompt id: only ids of the served set, so cardinality stays bounded."""
+    if prompt_id is None:
+        return NONE
+    return prompt_id if prompt_id in gateway.holder.current.prompts else UNKNOWN
+
+
+def endpoint(name: str, handler: Handler, *, auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         gateway = request.app[GATEWAY]
         exchange = Exchange(name, request)
         metrics = gateway.metrics
         metrics.requests.started()
-        status = 500
+        cancelled = False
         try:
             if auth and gateway.api_keys:
                 check_auth(request, gateway.api_keys)
             response = await handler(request, gateway, exchange)
         except PromptdError as error:
             if exchange.prompt_id is not None and error.status in (400, 404):
-                label = exchange.prompt_id if exchange.prompt_id in gateway.holder.current.prompts else UNKNOWN
-                metrics.prompt_error(label, error.code)
+                metrics.prompt_error(prompt_label(gateway, exchange.prompt_id), error.code)
             response = exchange.stream or error_response(error, exchange.request_id)
         except asyncio.CancelledError:
-            status = 499  # the client went away; nginx's convention
+            cancelled = True
             raise
         except Exception:
             log.exception("unexpected error", extra={"request_id": exchange.request_id, "path": request.path})
-            error = PromptdError("internal error in promptd; see its log", code="internal_error")
-            error.error_type = "api_error"
-            response = exchange.stream or error_response(error, exchange.request_id)
+            response = exchange.stream or error_response(InternalError(), exchange.request_id)
         finally:
             metrics.requests.finished()
-            if status == 499:
-                _finish(gateway, exchange, request, 499)
-        status = response.status
-        if record:
-            _finish(gateway, exchange, request, status, response)
+            if cancelled:
+                _finish(gateway, exchange, request, 499)  # the client went away; nginx's status for it
+        _finish(gateway, exchange, request, response.status, response)
         return response
 
     handle.__name__ = f"{name}_endpoint"
@@ -112,10 +114,7 @@ def _finish(
 ) -> None:
     duration = time.perf_counter() - exchange.started
     prompt_id = exchange.prompt_id
-    if prompt_id is None:
-        label = NONE
-    else:
-        label = prompt_id if prompt_id in gateway.holder.current.prompts else UNKNOWN
+    label = prompt_label(gateway, prompt_id)
     if exchange.first_byte is None:
         overhead = duration - exchange.upstream_wait
     else:  # a stream: promptd's time up to the first byte relayed

@@ -63,6 +63,16 @@ class BodyTooLarge(PromptdError):
     status = 413
 
 
+class InternalError(PromptdError):
+    """A bug in promptd: logged with its traceback; the process keeps serving."""
+
+    status = 500
+    error_type = "api_error"
+
+    def __init__(self) -> None:
+        super().__init__("internal error in promptd; see its log", code="internal_error")
+
+
 class UpstreamUnreachable(PromptdError):
     status = 502
     error_type = "api_error"
