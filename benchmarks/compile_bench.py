@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 
 from benchmarks import workload
-from promptd.compile import compile_request, take_prompt_ref
-from promptd.promptset import PromptLoader
+from promptd.compiler.chat import compile_request, take_prompt_ref
+from promptd.prompts.promptset import PromptLoader
 
 
 def per_call_us(prompts, body: bytes, seconds: float) -> float:

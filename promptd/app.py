@@ -6,14 +6,14 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from promptd import api, gateway as gw
-from promptd.client import UpstreamClient
-from promptd.endpoint import endpoint
-from promptd.logs import AccessLog
-from promptd.metrics import Metrics
-from promptd.promptset import PromptLoader, PromptSet
-from promptd.reload import PromptHolder, reload_context
-from promptd.routing import Router
+from promptd.http import catalog as api, chat as gw
+from promptd.upstreams.client import UpstreamClient
+from promptd.http.envelope import endpoint
+from promptd.ops.logs import AccessLog
+from promptd.ops.metrics import Metrics
+from promptd.prompts.promptset import PromptLoader, PromptSet
+from promptd.prompts.reload import PromptHolder, reload_context
+from promptd.upstreams.routing import Router
 from promptd.settings import Settings
 from promptd.state import GATEWAY, Gateway
 

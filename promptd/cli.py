@@ -16,11 +16,11 @@ from typing import Any, Sequence
 import orjson
 
 from promptd import __version__
-from promptd.compile import PromptRef, compile_request, resolve
+from promptd.compiler.chat import PromptRef, compile_request, resolve
 from promptd.errors import ConfigError, PromptdError
-from promptd.logs import LOG_LEVELS, setup_logging
-from promptd.promptset import PromptLoader, PromptSet
-from promptd.routing import Router
+from promptd.ops.logs import LOG_LEVELS, setup_logging
+from promptd.prompts.promptset import PromptLoader, PromptSet
+from promptd.upstreams.routing import Router
 from promptd.settings import DEFAULT_CONFIG, Settings, load_settings
 
 log = logging.getLogger("promptd")

@@ -17,8 +17,8 @@ import time
 from aiohttp import web
 
 from promptd.app import create_app
-from promptd.metrics import MULTIPROC_ENV
-from promptd.promptset import PromptSet
+from promptd.ops.metrics import MULTIPROC_ENV
+from promptd.prompts.promptset import PromptSet
 from promptd.settings import Settings
 from promptd.state import GATEWAY
 

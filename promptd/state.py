@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from promptd.client import UpstreamClient
+from promptd.upstreams.client import UpstreamClient
 
-from promptd.logs import AccessLog
-from promptd.metrics import Metrics
-from promptd.reload import PromptHolder
-from promptd.routing import Router
+from promptd.ops.logs import AccessLog
+from promptd.ops.metrics import Metrics
+from promptd.prompts.reload import PromptHolder
+from promptd.upstreams.routing import Router
 from promptd.settings import Settings
 
 

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from promptd.app import create_app
-from promptd.logs import AccessLog
-from promptd.metrics import Metrics
+from promptd.ops.logs import AccessLog
+from promptd.ops.metrics import Metrics
 from promptd.settings import load_settings
 
 SUPPORT = """

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from aiohttp import web
 
-from promptd.client import Target, UpstreamClient, UpstreamFailure
+from promptd.upstreams.client import Target, UpstreamClient, UpstreamFailure
 
 
 class RawServers:

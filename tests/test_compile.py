@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from promptd.compile import compile_request, take_prompt_ref
+from promptd.compiler.chat import compile_request, take_prompt_ref
 from promptd.errors import BadRequest, NotFound
-from promptd.promptset import PromptLoader
+from promptd.prompts.promptset import PromptLoader
 
 from conftest import NOMODEL, SUPPORT, write_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from promptd.promptset import PromptLoader
+from promptd.prompts.promptset import PromptLoader
 from promptd.settings import load_settings
 
 ROOT = Path(__file__).parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 
 from promptd import settings
-from promptd.metrics import Metrics
+from promptd.ops.metrics import Metrics
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -32,7 +32,7 @@ def test_every_metric_is_documented():
 
 def test_every_error_code_is_documented():
     codes = set()
-    for path in (Path(__file__).parent.parent / "promptd").glob("*.py"):
+    for path in (Path(__file__).parent.parent / "promptd").rglob("*.py"):
         codes |= set(re.findall(r'code="([a-z_]+)"', path.read_text()))
     assert {"invalid_json", "invalid_variables", "upstream_timeout"} <= codes
     for code in codes:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptd.errors import ConfigError
-from promptd.promptset import PromptLoader
+from promptd.prompts.promptset import PromptLoader
 
 GOOD = """
 [[versions]]

@@ -198,7 +198,7 @@ async def test_two_hundred_rapid_edits_end_consistent(make_gateway):
 
 
 async def test_large_sets_rebuild_in_a_builder_process(make_gateway, monkeypatch):
-    monkeypatch.setattr("promptd.reload.PROCESS_BUILD_MIN_FILES", 2)
+    monkeypatch.setattr("promptd.prompts.reload.PROCESS_BUILD_MIN_FILES", 2)
     files = {f"p{i}.toml": prompt(f"start {i}") for i in range(3)}
     client = await make_gateway(prompts=files, watch=True)
     holder = client.server.app[GATEWAY].holder

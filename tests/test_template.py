@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from promptd.template import Template, TemplateSyntaxError
+from promptd.prompts.template import Template, TemplateSyntaxError
 
 
 def render(source: str, **variables) -> str:
@@ -114,7 +114,7 @@ _value = st.recursive(
 def test_rendering_never_raises_and_round_trips_literal_text(pieces, tail, variables):
     source = "".join(text.replace("{{", "\\{{") + "{{" + name + "}}" for text, name in pieces) + tail.replace("{{", "\\{{")
     rendered = Template(source).render(variables)
-    from promptd.template import to_text
+    from promptd.prompts.template import to_text
 
     expected = "".join(text + to_text(variables.get(name)) for text, name in pieces) + tail
     assert rendered == expected

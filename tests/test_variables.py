@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from promptd.errors import BadRequest
-from promptd.variables import Rule, Rules
+from promptd.prompts.variables import Rule, Rules
 
 RULES = Rules((
     Rule("s", "string"),

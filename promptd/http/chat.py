@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from promptd.client import UpstreamFailure, UpstreamResponse
-from promptd.compile import compile_request, take_prompt_ref
-from promptd.echo import echo_completion, echo_stream
-from promptd.endpoint import Exchange
+from promptd.upstreams.client import UpstreamFailure, UpstreamResponse
+from promptd.compiler.chat import compile_request, take_prompt_ref
+from promptd.upstreams.echo import echo_completion, echo_stream
+from promptd.http.envelope import Exchange
 from promptd.errors import BadRequest, BodyTooLarge, NotFound, PromptdError, UpstreamTimeout, UpstreamUnreachable
-from promptd.routing import Upstream
+from promptd.upstreams.routing import Upstream
 from promptd.state import Gateway
 
 HOP_BY_HOP = frozenset(

@@ -14,7 +14,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from promptd.errors import InternalError, PromptdError, Unauthorized
-from promptd.metrics import NONE, UNKNOWN
+from promptd.ops.metrics import NONE, UNKNOWN
 from promptd.state import GATEWAY, Gateway
 
 log = logging.getLogger("promptd")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from promptd.client import Target
+from promptd.upstreams.client import Target
 from promptd.errors import BadRequest
 from promptd.settings import UpstreamSettings
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from promptd.errors import BadRequest, NotFound
-from promptd.promptfile import Prompt, PromptVersion
-from promptd.promptset import PromptSet
+from promptd.prompts.files import Prompt, PromptVersion
+from promptd.prompts.promptset import PromptSet
 
 PROMPT_FIELDS = frozenset(
     {

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from promptd.errors import ConfigError
-from promptd.promptfile import FileResult, Prompt, compile_prompt_file
+from promptd.prompts.files import FileResult, Prompt, compile_prompt_file
 
 PROMPT_SUFFIXES = (".toml", ".json")
 

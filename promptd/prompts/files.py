@@ -15,8 +15,8 @@ import msgspec
 import orjson
 
 from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
-from promptd.template import HC_TYPES, Template, TemplateSyntaxError
-from promptd.variables import CHECKS, MISSING, TYPES, Rule, Rules
+from promptd.prompts.template import HC_TYPES, Template, TemplateSyntaxError
+from promptd.prompts.variables import CHECKS, MISSING, TYPES, Rule, Rules
 
 PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESERVED_PARAMS = {

@@ -22,10 +22,10 @@ from typing import AsyncIterator
 import watchfiles
 
 from promptd.errors import ConfigError
-from promptd.metrics import Metrics
-from promptd.promptset import PromptLoader, PromptSet, scan_packed
+from promptd.ops.metrics import Metrics
+from promptd.prompts.promptset import PromptLoader, PromptSet, scan_packed
 
-log = logging.getLogger("promptd.reload")
+log = logging.getLogger("promptd.prompts.reload")
 
 # watchfiles yields once the tree has been quiet for STEP_MS (at most DEBOUNCE_MS
 # after the first change), well inside the 0.5 s change-to-served budget.

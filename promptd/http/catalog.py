@@ -7,13 +7,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from promptd.compile import PROMPT_FIELDS, PromptRef, compile_request, resolve, take_prompt_ref
-from promptd.endpoint import Exchange
+from promptd.compiler.chat import PROMPT_FIELDS, PromptRef, compile_request, resolve, take_prompt_ref
+from promptd.http.envelope import Exchange
 from promptd.errors import BadRequest, NotFound
-from promptd.gateway import decode_object, read_body
-from promptd.logs import timestamp
-from promptd.metrics import CONTENT_TYPE_LATEST
-from promptd.promptfile import Prompt
+from promptd.http.chat import decode_object, read_body
+from promptd.ops.logs import timestamp
+from promptd.ops.metrics import CONTENT_TYPE_LATEST
+from promptd.prompts.files import Prompt
 from promptd.state import Gateway
 
 _JSON = "application/json"
