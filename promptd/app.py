@@ -12,10 +12,11 @@ from promptd.http.envelope import endpoint
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
 from promptd.prompts.promptset import PromptLoader, PromptSet
-from promptd.prompts.reload import PromptHolder, reload_context
+from promptd.prompts.reload import Reloader, reload_context
+from promptd.prompts.served import ServedPrompts
 from promptd.upstreams.routing import Router
 from promptd.settings import Settings
-from promptd.state import GATEWAY, Gateway
+from promptd.state import APP_STATE, AppState
 
 
 def create_app(
@@ -32,16 +33,18 @@ def create_app(
     if prompts is None:
         prompts = loader.build()
     metrics = metrics or Metrics()
-    state = Gateway(
+    served = ServedPrompts(prompts, metrics)
+    state = AppState(
         settings=settings,
-        holder=PromptHolder(loader, prompts, metrics),
+        prompts=served,
+        reloader=Reloader(loader, served),
         router=Router(settings.upstreams),
         metrics=metrics,
         access_log=access_log or AccessLog(),
         api_keys=tuple(key.encode() for key in settings.api_keys),
     )
     app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"max_field_size": 65536})
-    app[GATEWAY] = state
+    app[APP_STATE] = state
     app.cleanup_ctx.append(_upstream_client)
     app.cleanup_ctx.append(_reloading)
     app.cleanup_ctx.append(_flush_access_log)
@@ -63,7 +66,7 @@ def create_app(
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
     """Exactly one upstream client (and its keep-alive pools) per app."""
-    state = app[GATEWAY]
+    state = app[APP_STATE]
     state.client = UpstreamClient()
     try:
         yield
@@ -72,11 +75,11 @@ async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _reloading(app: web.Application) -> AsyncIterator[None]:
-    state = app[GATEWAY]
-    async for _ in reload_context(state.holder, state.settings.prompt_dirs, state.settings.watch):
+    state = app[APP_STATE]
+    async for _ in reload_context(state.reloader, state.settings.prompt_dirs, state.settings.watch):
         yield
 
 
 async def _flush_access_log(app: web.Application) -> AsyncIterator[None]:
     yield
-    app[GATEWAY].access_log.flush()
+    app[APP_STATE].access_log.flush()

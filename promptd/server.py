@@ -20,7 +20,7 @@ from promptd.app import create_app
 from promptd.ops.metrics import MULTIPROC_ENV
 from promptd.prompts.promptset import PromptSet
 from promptd.settings import Settings
-from promptd.state import GATEWAY
+from promptd.state import APP_STATE
 
 log = logging.getLogger("promptd")
 
@@ -69,7 +69,7 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
     site = web.SockSite(runner, sock)
     await site.start()
     host, port = sock.getsockname()[:2]
-    state = app[GATEWAY]
+    state = app[APP_STATE]
     log.info(
         "promptd listening on http://%s:%d",
         host,
@@ -78,8 +78,8 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
             "host": host,
             "port": port,
             "pid": os.getpid(),
-            "prompts": len(state.holder.current.prompts),
-            "generation": state.holder.current.generation,
+            "prompts": len(state.prompts.current.prompts),
+            "generation": state.prompts.current.generation,
             "config": str(settings.config_path),
         },
     )
@@ -87,7 +87,7 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, state.holder.request_reload)
+    loop.add_signal_handler(signal.SIGHUP, state.reloader.request_reload)
     await stop.wait()
     log.info("shutting down: draining in-flight requests", extra={"grace_s": settings.shutdown_grace_s})
     await runner.cleanup()

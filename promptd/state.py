@@ -11,18 +11,19 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from promptd.upstreams.client import UpstreamClient
-
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
-from promptd.prompts.reload import PromptHolder
+from promptd.prompts.reload import Reloader
+from promptd.prompts.served import ServedPrompts
 from promptd.upstreams.routing import Router
 from promptd.settings import Settings
 
 
 @dataclass(eq=False)
-class Gateway:
+class AppState:
     settings: Settings
-    holder: PromptHolder
+    prompts: ServedPrompts
+    reloader: Reloader
     router: Router
     metrics: Metrics
     access_log: AccessLog
@@ -30,4 +31,4 @@ class Gateway:
     client: UpstreamClient | None = None  # opened by the app's cleanup_ctx
 
 
-GATEWAY = web.AppKey("gateway", Gateway)
+APP_STATE = web.AppKey("promptd", AppState)

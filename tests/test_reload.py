@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from promptd.state import GATEWAY
+from promptd.state import APP_STATE
 
 PROMPT = """
 [[versions]]
@@ -193,7 +193,7 @@ async def test_two_hundred_rapid_edits_end_consistent(make_gateway):
     await wait_until(final, timeout=5)
     state = await readyz(client)
     assert state["last_reload_error"] is None
-    app_holder = client.server.app[GATEWAY].holder
+    app_holder = client.server.app[APP_STATE].prompts
     assert app_holder.current.prompts["p0"].versions[1].messages[0].render({})["content"] == "edit 195"
 
 
@@ -201,7 +201,7 @@ async def test_large_sets_rebuild_in_a_builder_process(make_gateway, monkeypatch
     monkeypatch.setattr("promptd.prompts.reload.PROCESS_BUILD_MIN_FILES", 2)
     files = {f"p{i}.toml": prompt(f"start {i}") for i in range(3)}
     client = await make_gateway(prompts=files, watch=True)
-    holder = client.server.app[GATEWAY].holder
+    holder = client.server.app[APP_STATE].reloader
     assert holder._builder is not None  # started with the app, before any edit
     prompts = client.config_dir / "prompts"
     await asyncio.sleep(0.5)

@@ -14,7 +14,7 @@ from promptd.http.chat import decode_object, read_body
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
 from promptd.prompts.files import Prompt
-from promptd.state import Gateway
+from promptd.state import AppState
 
 _JSON = "application/json"
 
@@ -38,17 +38,17 @@ def _summary(prompt: Prompt, default_environment: str) -> dict[str, Any]:
     }
 
 
-def _prompt(gateway: Gateway, prompt_id: str) -> Prompt:
-    prompts = gateway.holder.current
+def _prompt(state: AppState, prompt_id: str) -> Prompt:
+    prompts = state.prompts.current
     prompt = prompts.prompts.get(prompt_id)
     if prompt is None:
-        resolve(prompts, PromptRef(prompt_id), gateway.settings.default_environment)  # raises the 404
+        resolve(prompts, PromptRef(prompt_id), state.settings.default_environment)  # raises the 404
     return prompt  # type: ignore[return-value]
 
 
-async def list_prompts(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    prompts = gateway.holder.current
-    default_environment = gateway.settings.default_environment
+async def list_prompts(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    prompts = state.prompts.current
+    default_environment = state.settings.default_environment
     return json_response(
         {
             "object": "list",
@@ -59,19 +59,19 @@ async def list_prompts(request: web.Request, gateway: Gateway, exchange: Exchang
     )
 
 
-async def get_prompt(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+async def get_prompt(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     exchange.prompt_id = request.match_info["prompt_id"]
-    prompt = _prompt(gateway, exchange.prompt_id)
-    out = _summary(prompt, gateway.settings.default_environment)
+    prompt = _prompt(state, exchange.prompt_id)
+    out = _summary(prompt, state.settings.default_environment)
     out["versions"] = [prompt.versions[n].describe() for n in sorted(prompt.versions)]
     return json_response(out)
 
 
-async def render_prompt(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+async def render_prompt(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     """Body `{version?, environment?, variables?, messages?, model?, ...}`: answers the
     exact body a chat completion would send upstream, and the upstream's name."""
     exchange.prompt_id = request.match_info["prompt_id"]
-    raw = await read_body(request, gateway.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     body = decode_object(raw) if raw.strip() else {}
     fields: dict[str, Any] = {"prompt_id": exchange.prompt_id}
     if "version" in body:
@@ -89,8 +89,8 @@ async def render_prompt(request: web.Request, gateway: Gateway, exchange: Exchan
         )
     ref = take_prompt_ref(fields)
     assert ref is not None
-    compiled = compile_request(gateway.holder.current, ref, body, gateway.settings.default_environment)
-    upstream = gateway.router.for_model(compiled.body["model"])
+    compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment)
+    upstream = state.router.for_model(compiled.body["model"])
     exchange.version = compiled.version.number
     exchange.environment = compiled.environment
     exchange.model = compiled.body["model"]
@@ -106,13 +106,13 @@ async def render_prompt(request: web.Request, gateway: Gateway, exchange: Exchan
     )
 
 
-async def healthz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+async def healthz(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     return json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    holder = gateway.holder
-    prompts = holder.current
+async def readyz(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    served = state.prompts
+    prompts = served.current
     return json_response(
         {
             "status": "ready",
@@ -121,17 +121,17 @@ async def readyz(request: web.Request, gateway: Gateway, exchange: Exchange) -> 
             "prompts": len(prompts.prompts),
             "versions": prompts.version_count,
             "loaded_at": timestamp(prompts.loaded_at),
-            "last_reload_at": timestamp(holder.last_reload_at),
-            "last_reload_error": holder.last_reload_error,
+            "last_reload_at": timestamp(served.last_reload_at),
+            "last_reload_error": served.last_reload_error,
         }
     )
 
 
-async def metrics(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    response = web.Response(body=gateway.metrics.render())
+async def metrics(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    response = web.Response(body=state.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
 
-async def not_found(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+async def not_found(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     raise NotFound(f"{request.method} {request.path}: no such endpoint", code="not_found")

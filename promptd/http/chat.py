@@ -19,7 +19,7 @@ from promptd.upstreams.echo import echo_completion, echo_stream
 from promptd.http.envelope import Exchange
 from promptd.errors import BadRequest, BodyTooLarge, NotFound, PromptdError, UpstreamTimeout, UpstreamUnreachable
 from promptd.upstreams.routing import Upstream
-from promptd.state import Gateway
+from promptd.state import AppState
 
 HOP_BY_HOP = frozenset(
     {
@@ -61,8 +61,8 @@ def decode_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-async def chat_completions(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
-    raw = await read_body(request, gateway.settings.max_body_bytes)
+async def chat_completions(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    raw = await read_body(request, state.settings.max_body_bytes)
     body = decode_object(raw)
     ref = take_prompt_ref(body)
     headers: dict[str, str] = {"x-request-id": exchange.request_id}
@@ -75,7 +75,7 @@ async def chat_completions(request: web.Request, gateway: Gateway, exchange: Exc
         exchange.prompt_id = ref.id
         started = time.perf_counter()
         compiled = compile_request(
-            gateway.holder.current, ref, body, gateway.settings.default_environment
+            state.prompts.current, ref, body, state.settings.default_environment
         )
         body = compiled.body
         model = body["model"]
@@ -84,18 +84,18 @@ async def chat_completions(request: web.Request, gateway: Gateway, exchange: Exc
         exchange.environment = compiled.environment
         headers.update(version.headers)
         outgoing = orjson.dumps(body)
-        gateway.metrics.requests.compiled(time.perf_counter() - started)
+        state.metrics.requests.compiled(time.perf_counter() - started)
     exchange.model = model
-    upstream = gateway.router.for_model(model)
+    upstream = state.router.for_model(model)
     exchange.upstream = upstream.name
     if upstream.is_echo:
         return await answer_echo(request, body, headers, exchange)
-    return await relay(request, gateway, exchange, upstream, "/chat/completions", outgoing, headers)
+    return await relay(request, state, exchange, upstream, "/chat/completions", outgoing, headers)
 
 
-async def passthrough(request: web.Request, gateway: Gateway, exchange: Exchange) -> web.StreamResponse:
+async def passthrough(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     """Any other `/v1/...` request, proxied as it is to the upstream of the body's model."""
-    raw = await read_body(request, gateway.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes)
     model = None
     if raw[:1] == b"{" and request.content_type == _JSON:
         try:
@@ -104,7 +104,7 @@ async def passthrough(request: web.Request, gateway: Gateway, exchange: Exchange
             decoded = None
         if decoded.__class__ is dict and decoded.get("model").__class__ is str:
             model = decoded["model"]
-    upstream = gateway.router.for_model(model) if model else gateway.router.default
+    upstream = state.router.for_model(model) if model else state.router.default
     exchange.model = model
     if upstream is None or upstream.is_echo:
         raise NotFound(
@@ -113,7 +113,7 @@ async def passthrough(request: web.Request, gateway: Gateway, exchange: Exchange
         )
     exchange.upstream = upstream.name
     path = request.raw_path[3:]  # "/v1/embeddings?x=1" -> "/embeddings?x=1"
-    return await relay(request, gateway, exchange, upstream, path, raw, {"x-request-id": exchange.request_id})
+    return await relay(request, state, exchange, upstream, path, raw, {"x-request-id": exchange.request_id})
 
 
 def upstream_headers(request: web.Request, upstream: Upstream, request_id: str, auth_consumed: bool) -> list[tuple[str, str]]:
@@ -130,9 +130,9 @@ def upstream_headers(request: web.Request, upstream: Upstream, request_id: str, 
     return headers
 
 
-def _upstream_error(gateway: Gateway, upstream: Upstream, failure: UpstreamFailure) -> PromptdError:
+def _upstream_error(state: AppState, upstream: Upstream, failure: UpstreamFailure) -> PromptdError:
     """Count an upstream failure and say what happened, as a 502 or 504."""
-    gateway.metrics.upstream_error(upstream.name, failure.kind)
+    state.metrics.upstream_error(upstream.name, failure.kind)
     if failure.kind == "timeout":
         return UpstreamTimeout(f'upstream "{upstream.name}" timed out: {failure.detail}', code="upstream_timeout")
     return UpstreamUnreachable(f'upstream "{upstream.name}": {failure.detail}', code="upstream_unreachable")
@@ -140,14 +140,14 @@ def _upstream_error(gateway: Gateway, upstream: Upstream, failure: UpstreamFailu
 
 async def relay(
     request: web.Request,
-    gateway: Gateway,
+    state: AppState,
     exchange: Exchange,
     upstream: Upstream,
     path: str,
     body: bytes,
     headers: dict[str, str],
 ) -> web.StreamResponse:
-    client = gateway.client
+    client = state.client
     assert client is not None and upstream.target is not None
     sent = time.perf_counter()
     try:
@@ -155,19 +155,19 @@ async def relay(
             upstream.target,
             request.method,
             path,
-            upstream_headers(request, upstream, exchange.request_id, bool(gateway.api_keys)),
+            upstream_headers(request, upstream, exchange.request_id, bool(state.api_keys)),
             body,
             connect_timeout=upstream.connect_timeout,
             read_timeout=upstream.read_timeout,
         )
     except UpstreamFailure as failure:
         exchange.upstream_wait = time.perf_counter() - sent
-        raise _upstream_error(gateway, upstream, failure) from None
+        raise _upstream_error(state, upstream, failure) from None
     received = time.perf_counter()
     exchange.upstream_ttfb = exchange.upstream_wait = received - sent
-    gateway.metrics.requests.upstream_ttfb(upstream.name, exchange.upstream_ttfb)
+    state.metrics.requests.upstream_ttfb(upstream.name, exchange.upstream_ttfb)
     if response.status >= 500:
-        gateway.metrics.upstream_error(upstream.name, "status_5xx")
+        state.metrics.upstream_error(upstream.name, "status_5xx")
     finished = False
     try:
         out_headers = []
@@ -184,7 +184,7 @@ async def relay(
             try:
                 data = await response.read()
             except UpstreamFailure as failure:
-                raise _upstream_error(gateway, upstream, failure) from None
+                raise _upstream_error(state, upstream, failure) from None
             finally:
                 exchange.upstream_wait = time.perf_counter() - sent
             finished = True
@@ -194,7 +194,7 @@ async def relay(
             out.content_length = length
         await out.prepare(request)
         exchange.stream = out
-        finished = await _relay_stream(request, response, out, gateway, exchange, upstream, is_sse, received)
+        finished = await _relay_stream(request, response, out, state, exchange, upstream, is_sse, received)
         return out
     finally:
         if finished:
@@ -207,7 +207,7 @@ async def _relay_stream(
     request: web.Request,
     response: UpstreamResponse,
     out: web.StreamResponse,
-    gateway: Gateway,
+    state: AppState,
     exchange: Exchange,
     upstream: Upstream,
     is_sse: bool,
@@ -226,7 +226,7 @@ async def _relay_stream(
                 await out.write(chunk)
             sent_bytes += len(chunk)
     except UpstreamFailure as failure:
-        error = _upstream_error(gateway, upstream, failure)
+        error = _upstream_error(state, upstream, failure)
         exchange.bytes_out = sent_bytes
         if not is_sse:
             # Not an event stream: an abruptly closed connection is the only honest signal.

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from promptd.errors import InternalError, PromptdError, Unauthorized
 from promptd.ops.metrics import NONE, UNKNOWN
-from promptd.state import GATEWAY, Gateway
+from promptd.state import APP_STATE, AppState
 
 log = logging.getLogger("promptd")
 
@@ -48,7 +48,7 @@ class Exchange:
         self.stream: web.StreamResponse | None = None  # set once a streamed answer started
 
 
-Handler = Callable[[web.Request, Gateway, Exchange], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request, AppState, Exchange], Awaitable[web.StreamResponse]]
 
 
 def error_response(error: PromptdError, request_id: str) -> web.Response:
@@ -70,27 +70,27 @@ def check_auth(request: web.Request, keys: tuple[bytes, ...]) -> None:
         )
 
 
-def prompt_label(gateway: Gateway, prompt_id: str | None) -> str:
+def prompt_label(state: AppState, prompt_id: str | None) -> str:
     """The metric label of a prompt id: only ids of the served set, so cardinality stays bounded."""
     if prompt_id is None:
         return NONE
-    return prompt_id if prompt_id in gateway.holder.current.prompts else UNKNOWN
+    return prompt_id if prompt_id in state.prompts.current.prompts else UNKNOWN
 
 
 def endpoint(name: str, handler: Handler, *, auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        gateway = request.app[GATEWAY]
+        state = request.app[APP_STATE]
         exchange = Exchange(name, request)
-        metrics = gateway.metrics
+        metrics = state.metrics
         metrics.requests.started()
         cancelled = False
         try:
-            if auth and gateway.api_keys:
-                check_auth(request, gateway.api_keys)
-            response = await handler(request, gateway, exchange)
+            if auth and state.api_keys:
+                check_auth(request, state.api_keys)
+            response = await handler(request, state, exchange)
         except PromptdError as error:
             if exchange.prompt_id is not None and error.status in (400, 404):
-                metrics.prompt_error(prompt_label(gateway, exchange.prompt_id), error.code)
+                metrics.prompt_error(prompt_label(state, exchange.prompt_id), error.code)
             response = exchange.stream or error_response(error, exchange.request_id)
         except asyncio.CancelledError:
             cancelled = True
@@ -101,8 +101,8 @@ def endpoint(name: str, handler: Handler, *, auth: bool = True) -> Callable[[web
         finally:
             metrics.requests.finished()
             if cancelled:
-                _finish(gateway, exchange, request, 499)  # the client went away; nginx's status for it
-        _finish(gateway, exchange, request, response.status, response)
+                _finish(state, exchange, request, 499)  # the client went away; nginx's status for it
+        _finish(state, exchange, request, response.status, response)
         return response
 
     handle.__name__ = f"{name}_endpoint"
@@ -110,17 +110,17 @@ def endpoint(name: str, handler: Handler, *, auth: bool = True) -> Callable[[web
 
 
 def _finish(
-    gateway: Gateway, exchange: Exchange, request: web.Request, status: int, response: web.StreamResponse | None = None
+    state: AppState, exchange: Exchange, request: web.Request, status: int, response: web.StreamResponse | None = None
 ) -> None:
     duration = time.perf_counter() - exchange.started
     prompt_id = exchange.prompt_id
-    label = prompt_label(gateway, prompt_id)
+    label = prompt_label(state, prompt_id)
     if exchange.first_byte is None:
         overhead = duration - exchange.upstream_wait
     else:  # a stream: promptd's time up to the first byte relayed
         overhead = exchange.first_byte - exchange.upstream_wait
-    gateway.metrics.requests.request_done(exchange.endpoint, label, status, duration, overhead)
-    access_log = gateway.access_log
+    state.metrics.requests.request_done(exchange.endpoint, label, status, duration, overhead)
+    access_log = state.access_log
     if not access_log.enabled:
         return
     bytes_out = exchange.bytes_out

@@ -1,7 +1,7 @@
 """The served prompt set: one immutable snapshot, and the loader that builds it.
 
-A `PromptSet` is built whole and validated aside, then swapped in by the holder
-with one assignment (see `reload.py`); a handler reads `holder.current` once
+A `PromptSet` is built whole and validated aside, then swapped in by `ServedPrompts`
+with one assignment (see `served.py`); a handler reads `served.current` once
 and uses that snapshot for the whole request.
 """
 

@@ -1,4 +1,4 @@
-"""Hot reload: the holder of the served snapshot, and the watcher that feeds it.
+"""Hot reload: rebuild the prompt set aside when files change, then serve it.
 
 All fallible work (reading, parsing, validating) happens in `PromptLoader.build`,
 off the event loop; the swap is one attribute assignment that cannot fail, so
@@ -22,8 +22,8 @@ from typing import AsyncIterator
 import watchfiles
 
 from promptd.errors import ConfigError
-from promptd.ops.metrics import Metrics
 from promptd.prompts.promptset import PromptLoader, PromptSet, scan_packed
+from promptd.prompts.served import ServedPrompts
 
 log = logging.getLogger("promptd.prompts.reload")
 
@@ -44,7 +44,7 @@ PROCESS_BUILD_MIN_FILES = 1000
 
 def _dismantle(retired: PromptSet) -> None:
     """Drop a retired set's prompts one at a time, so the GIL can switch between them.
-    Nothing else refers to the set: handlers read `holder.current` without awaiting."""
+    Nothing else refers to the set: handlers read `served.current` without awaiting."""
     prompts = retired.prompts
     while prompts:
         prompts.popitem()  # type: ignore[attr-defined]
@@ -54,20 +54,15 @@ def _warm_up() -> None:
     """Runs in the builder process as soon as it exists, so the first edit does not wait for it to start."""
 
 
-class PromptHolder:
-    """Holds the served `PromptSet`. `current` is replaced, never mutated."""
+class Reloader:
+    """Rebuilds the prompt set on request (a file event, SIGHUP) and hands a good
+    one to `ServedPrompts`; one rebuild at a time."""
 
-    def __init__(self, loader: PromptLoader, initial: PromptSet, metrics: Metrics) -> None:
+    def __init__(self, loader: PromptLoader, served: ServedPrompts) -> None:
         self.loader = loader
-        self.metrics = metrics
-        self.current = initial if initial.generation else initial.with_generation(1)
-        gc.freeze()  # the served set is long-lived: keep it out of every future collection
-        self.last_reload_at = self.current.loaded_at
-        self.last_reload_error: list[str] | None = None
+        self.served = served
         self._dirty = asyncio.Event()
         self._builder: ProcessPoolExecutor | None = None
-        metrics.generation.set(self.current.generation)
-        metrics.prompts_loaded.set(len(self.current.prompts))
 
     def _builder_pool(self) -> ProcessPoolExecutor:
         if self._builder is None:
@@ -105,32 +100,12 @@ class PromptHolder:
         self._dirty.set()
 
     def apply(self, new: PromptSet) -> bool:
-        """Swap `new` in; False when it equals what is served (no new generation)."""
-        self.last_reload_at = time.time()
-        self.last_reload_error = None
-        self.metrics.reloads.labels("success").inc()
-        changed = new.hash != self.current.hash
-        retired = new
-        if changed:
-            retired = self.current
-            self.current = new.with_generation(self.current.generation + 1)
-            gc.freeze()
-            self.metrics.generation.set(self.current.generation)
-            self.metrics.prompts_loaded.set(len(self.current.prompts))
+        """Serve `new`; False when it equals what is served (no new generation)."""
+        retired = self.served.apply(new)
         # Freeing a large set at once is one C-level cascade that holds the GIL
         # (250 ms for 10,000 prompts): a thread takes it apart prompt by prompt.
-        asyncio.get_running_loop().run_in_executor(None, _dismantle, retired)
-        return changed
-
-    def fail(self, problems: list[str]) -> None:
-        self.last_reload_at = time.time()
-        self.last_reload_error = problems
-        self.metrics.reloads.labels("failure").inc()
-        log.error(
-            "prompt reload failed; still serving generation %d",
-            self.current.generation,
-            extra={"problems": problems, "generation": self.current.generation},
-        )
+        asyncio.get_running_loop().run_in_executor(None, _dismantle, new if retired is None else retired)
+        return retired is not None
 
     async def reload_now(self, settle: bool = False) -> bool:
         """Build aside and apply; True when a new generation was applied. With
@@ -149,7 +124,7 @@ class PromptHolder:
                     return False  # changed again: the reload task rebuilds before judging
                 except TimeoutError:
                     pass
-            self.fail(exc.problems)
+            self.served.fail(exc.problems)
             return False
         finally:
             sys.setswitchinterval(switch_interval)
@@ -159,9 +134,9 @@ class PromptHolder:
         log.info(
             "prompt set reloaded" if changed else "prompt set unchanged",
             extra={
-                "generation": self.current.generation,
-                "hash": self.current.hash,
-                "prompts": len(self.current.prompts),
+                "generation": self.served.current.generation,
+                "hash": self.served.current.hash,
+                "prompts": len(self.served.current.prompts),
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
@@ -175,10 +150,10 @@ class PromptHolder:
             try:
                 await self.reload_now(settle=True)
             except Exception:
-                log.exception("prompt reload crashed; still serving generation %d", self.current.generation)
+                log.exception("prompt reload crashed; still serving generation %d", self.served.current.generation)
 
 
-async def watch(directories: tuple[Path, ...], holder: PromptHolder, stop: asyncio.Event) -> None:
+async def watch(directories: tuple[Path, ...], reloader: Reloader, stop: asyncio.Event) -> None:
     """Every change below the prompt directories asks for a rebuild, dot-files
     included: a ConfigMap's `..data` swap changes only dot-named entries."""
     async for _changes in watchfiles.awatch(
@@ -189,16 +164,16 @@ async def watch(directories: tuple[Path, ...], holder: PromptHolder, stop: async
         stop_event=stop,
         recursive=True,
     ):
-        holder.request_reload()
+        reloader.request_reload()
 
 
-async def reload_context(holder: PromptHolder, directories: tuple[Path, ...], watch_files: bool) -> AsyncIterator[None]:
+async def reload_context(reloader: Reloader, directories: tuple[Path, ...], watch_files: bool) -> AsyncIterator[None]:
     """Run the reload task (and the watcher when `watch_files`) for the app's lifetime."""
     stop = asyncio.Event()
-    holder.start_builder()
-    tasks = [asyncio.create_task(holder.run(), name="promptd-reload")]
+    reloader.start_builder()
+    tasks = [asyncio.create_task(reloader.run(), name="promptd-reload")]
     if watch_files:
-        tasks.append(asyncio.create_task(watch(directories, holder, stop), name="promptd-watch"))
+        tasks.append(asyncio.create_task(watch(directories, reloader, stop), name="promptd-watch"))
     try:
         yield
     finally:
@@ -206,4 +181,4 @@ async def reload_context(holder: PromptHolder, directories: tuple[Path, ...], wa
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        holder.close()
+        reloader.close()
