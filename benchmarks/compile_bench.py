@@ -16,7 +16,8 @@ from pathlib import Path
 import orjson
 
 from benchmarks import workload
-from promptd.compiler.chat import compile_request, take_prompt_ref
+from promptd.compiler import compile_request
+from promptd.compiler.fields import take_prompt_ref
 from promptd.prompts.promptset import PromptLoader
 
 

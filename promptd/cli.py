@@ -16,7 +16,9 @@ from typing import Any, Sequence
 import orjson
 
 from promptd import __version__
-from promptd.compiler.chat import PromptRef, compile_request, resolve
+from promptd.compiler.fields import PromptRef, parse_selector
+from promptd.compiler.preview import preview
+from promptd.compiler.resolve import resolve
 from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
 from promptd.prompts.promptset import PromptLoader, PromptSet
@@ -124,20 +126,25 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# The request field an error names -> the flag of `promptd render` that sets it.
+_RENDER_FLAGS = {
+    "prompt_variables": "--var/--vars-json",
+    "prompt_version": "--version",
+    "environment": "--environment",
+    "model": "--model",
+}
+
+
 def _render(args: argparse.Namespace) -> int:
     settings, prompts = _load(args.config)
-    ref = PromptRef(args.prompt_id)
-    if "@" in args.prompt_id:
-        if args.prompt_version is not None or args.environment is not None:
-            return _fail(f"{args.prompt_id}: give the version either with @ or with --version/--environment")
-        ref.id, _, selector = args.prompt_id.partition("@")
-        if selector.isdigit():
-            ref.version = int(selector)
-        else:
-            ref.environment = selector
-    else:
-        ref.version = args.prompt_version
-        ref.environment = args.environment
+    try:
+        prompt_id, version, environment = parse_selector(args.prompt_id)
+    except ValueError as exc:
+        return _fail(f"PROMPT_ID {args.prompt_id!r} {exc}")
+    if (version is not None or environment is not None) and (args.prompt_version is not None or args.environment):
+        return _fail(f"{args.prompt_id}: give the version either with @ or with --version/--environment, not both")
+    version = version if version is not None else args.prompt_version
+    environment = environment or args.environment
     variables: dict[str, Any] = {}
     if args.vars_json:
         try:
@@ -146,22 +153,47 @@ def _render(args: argparse.Namespace) -> int:
             return _fail(f"--vars-json is not valid JSON: {exc}")
         if not isinstance(variables, dict):
             return _fail("--vars-json must be a JSON object")
+    body: dict[str, Any] = {}
+    if version is not None:
+        body["version"] = version
+    if environment is not None:
+        body["environment"] = environment
+    if args.model:
+        body["model"] = args.model
     try:
-        _, version, _ = resolve(prompts, ref, settings.default_environment)
-        types = {rule.name: rule.type for rule in version.rules.rules}
+        ref = PromptRef(prompt_id, version, environment)
+        types = {rule.name: rule.type for rule in resolve(prompts, ref, settings.default_environment).version.rules.rules}
         for item in args.var:
             name, sep, value = item.partition("=")
             if not sep or not name:
                 return _fail(f"--var {item!r}: expected NAME=VALUE")
             variables[name] = _typed_value(value, types.get(name, "string"))
-        ref.variables = variables
-        body = {"model": args.model} if args.model else {}
-        compiled = compile_request(prompts, ref, body, settings.default_environment)
-        Router(settings.upstreams).for_model(compiled.body["model"])
+        body["variables"] = variables
+        answer = preview(prompts, Router(settings.upstreams), settings.default_environment, prompt_id, body, require_model=False)
     except PromptdError as exc:
-        return _fail(exc.message)
-    sys.stdout.write(orjson.dumps(compiled.body, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return _fail(_render_error(exc))
+    used = f"version {answer['version']}"
+    used += f" (environment {answer['environment']})" if answer["environment"] else " (no environment: latest or pinned)"
+    print(f"promptd: {answer['prompt_id']} {used}, hash {answer['hash']}", file=sys.stderr)
+    if answer["upstream"] is None:
+        print("promptd: note: neither the version nor --model sets a model; the body has none", file=sys.stderr)
+    else:
+        print(f"promptd: upstream {answer['upstream']}", file=sys.stderr)
+    sys.stdout.write(orjson.dumps(answer["body"], option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _render_error(exc: PromptdError) -> str:
+    """The request's error, in the words of `promptd render`'s own flags."""
+    if exc.details:
+        parts = []
+        for detail in exc.details:
+            expected = detail.get("expected")
+            want = f" (expected {expected})" if expected is not None else ""
+            parts.append(f"--var {detail['variable']}: {detail['problem'].replace('_', ' ')}{want}")
+        return "; ".join(parts)
+    flag = _RENDER_FLAGS.get(exc.param or "")
+    return f"{flag}: {exc.message}" if flag else exc.message
 
 
 def _typed_value(text: str, kind: str) -> Any:

@@ -69,10 +69,12 @@ def test_render_errors_are_one_readable_line(tmp_path):
     config = write_config(tmp_path)
     for args, expected in [
         (("render", "nope", str(config)), 'promptd: no prompt "nope"'),
-        (("render", "support", str(config), "--version", "9"), 'promptd: prompt "support" has no version 9'),
-        (("render", "support", str(config)), "promptd: 2 problems with prompt variables: \"issue\" is missing; \"name\" is missing\n"),
+        (("render", "support", str(config), "--version", "9"), 'promptd: --version: prompt "support" has no version 9'),
+        (("render", "support", str(config)), "promptd: --var issue: missing (expected string); --var name: missing (expected string)\n"),
+        (("render", "support", str(config), "--var", "issue=other", "--var", "name=x"), "promptd: --var issue: not in enum"),
         (("render", "support", str(config), "--vars-json", "[1"), "promptd: --vars-json is not valid JSON"),
-        (("render", "nomodel", str(config)), 'promptd: prompt "nomodel" version 1 sets no model'),
+        (("render", "support", str(config), "--environment", "nope"), 'promptd: --environment: prompt "support" has no environment "nope"'),
+        (("render", "support@", str(config)), "promptd: PROMPT_ID 'support@' must look like"),
     ]:
         result = promptd(*args)
         assert result.returncode == 1
@@ -85,3 +87,14 @@ def test_serve_with_a_broken_prompt_exits_2_with_one_line_per_problem(tmp_path):
     result = promptd("serve", str(config))
     assert result.returncode == 2
     assert result.stderr.strip() == f'{config}/prompts/a.toml: versions[1].messages[0].content: closing tag "{{{{/company}}}}" has no open section'
+
+
+def test_render_is_a_preview_without_a_model(tmp_path):
+    config = write_config(tmp_path)
+    result = promptd("render", "nomodel", str(config))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"messages": [{"role": "system", "content": "Translate to French."}]}
+    assert "version 1 (no environment: latest or pinned)" in result.stderr
+    assert "neither the version nor --model sets a model" in result.stderr
+    staged = promptd("render", "support@staging", str(config))
+    assert "support version 3 (environment staging)" in staged.stderr and "upstream mock" in staged.stderr

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from promptd.compiler.chat import compile_request, take_prompt_ref
+from promptd.compiler import compile_request
+from promptd.compiler.fields import take_prompt_ref
 from promptd.errors import BadRequest, NotFound
 from promptd.prompts.promptset import PromptLoader
 

@@ -7,9 +7,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from promptd.compiler.chat import PROMPT_FIELDS, PromptRef, compile_request, resolve, take_prompt_ref
+from promptd.compiler.preview import preview
+from promptd.compiler.resolve import find_prompt
 from promptd.http.envelope import Exchange
-from promptd.errors import BadRequest, NotFound
+from promptd.errors import NotFound
 from promptd.http.chat import decode_object, read_body
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
@@ -39,11 +40,7 @@ def _summary(prompt: Prompt, default_environment: str) -> dict[str, Any]:
 
 
 def _prompt(state: AppState, prompt_id: str) -> Prompt:
-    prompts = state.prompts.current
-    prompt = prompts.prompts.get(prompt_id)
-    if prompt is None:
-        resolve(prompts, PromptRef(prompt_id), state.settings.default_environment)  # raises the 404
-    return prompt  # type: ignore[return-value]
+    return find_prompt(state.prompts.current, prompt_id)
 
 
 async def list_prompts(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
@@ -73,37 +70,11 @@ async def render_prompt(request: web.Request, state: AppState, exchange: Exchang
     exchange.prompt_id = request.match_info["prompt_id"]
     raw = await read_body(request, state.settings.max_body_bytes)
     body = decode_object(raw) if raw.strip() else {}
-    fields: dict[str, Any] = {"prompt_id": exchange.prompt_id}
-    if "version" in body:
-        fields["prompt_version"] = body.pop("version")
-    if "environment" in body:
-        fields["environment"] = body.pop("environment")
-    if "variables" in body:
-        fields["prompt_variables"] = body.pop("variables")
-    misplaced = sorted(PROMPT_FIELDS.intersection(body))
-    if misplaced:
-        raise BadRequest(
-            f"`{misplaced[0]}` does not belong in a render body: use version, environment and variables",
-            code="invalid_prompt_fields",
-            param=misplaced[0],
-        )
-    ref = take_prompt_ref(fields)
-    assert ref is not None
-    compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment)
-    upstream = state.router.for_model(compiled.body["model"])
-    exchange.version = compiled.version.number
-    exchange.environment = compiled.environment
-    exchange.model = compiled.body["model"]
-    return json_response(
-        {
-            "prompt_id": compiled.prompt.id,
-            "version": compiled.version.number,
-            "environment": compiled.environment,
-            "hash": compiled.version.hash,
-            "upstream": upstream.name,
-            "body": compiled.body,
-        }
-    )
+    answer = preview(state.prompts.current, state.router, state.settings.default_environment, exchange.prompt_id, body)
+    exchange.version = answer["version"]
+    exchange.environment = answer["environment"]
+    exchange.model = answer["body"]["model"]
+    return json_response(answer)
 
 
 async def healthz(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:

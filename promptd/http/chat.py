@@ -14,7 +14,8 @@ import orjson
 from aiohttp import web
 
 from promptd.upstreams.client import UpstreamFailure, UpstreamResponse
-from promptd.compiler.chat import compile_request, take_prompt_ref
+from promptd.compiler import compile_request
+from promptd.compiler.fields import take_prompt_ref
 from promptd.upstreams.echo import echo_completion, echo_stream
 from promptd.http.envelope import Exchange
 from promptd.errors import BadRequest, BodyTooLarge, NotFound, PromptdError, UpstreamTimeout, UpstreamUnreachable
