@@ -7,11 +7,10 @@ a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import orjson
 
@@ -23,13 +22,20 @@ from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
 from promptd.prompts.promptset import PromptLoader, PromptSet
 from promptd.upstreams.routing import Router
-from promptd.settings import DEFAULT_CONFIG, Settings, load_settings
+from promptd.settings import DEFAULT_CONFIG, Settings, load_settings, with_overrides
 
 log = logging.getLogger("promptd")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the flag or value: no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promptd", description="A prompt-compiling gateway for the OpenAI API.")
+    parser = _Parser(prog="promptd", description="A prompt-compiling gateway for the OpenAI API.")
     parser.add_argument("--version", action="version", version=f"promptd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"a promptd.toml, or a directory holding one (default: ./{DEFAULT_CONFIG})"
@@ -84,12 +90,12 @@ def _serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
-        if value is not None
-    }
-    settings = dataclasses.replace(settings, **overrides)
+    try:
+        settings = with_overrides(settings, {"host": args.host, "port": args.port, "workers": args.workers})
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"promptd: {problem}", file=sys.stderr)
+        return 2
     for warning in prompts.warnings:
         log.warning(warning)
     from promptd import server  # aiohttp's server side is needed only here

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal, Mapping
 
 import msgspec
 
 from promptd.errors import ConfigError
+from promptd.upstreams.client import Target
 from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
 
 CONFIG_FILE_NAME = "promptd.toml"
@@ -158,10 +159,13 @@ def resolve_settings(raw: ConfigFile, path: Path, environ: Mapping[str, str]) ->
                 problem(key, "an echo upstream takes no base_url or api_key")
         elif not up.base_url:
             problem(f"{key}.base_url", "required for an upstream of type openai")
-        elif not up.base_url.startswith(("http://", "https://")):
-            problem(f"{key}.base_url", "must start with http:// or https://")
         else:
-            base_url = up.base_url.rstrip("/")
+            try:
+                Target(up.base_url)
+            except ValueError as exc:
+                problem(f"{key}.base_url", str(exc))
+            else:
+                base_url = up.base_url.rstrip("/")
         upstreams.append(
             UpstreamSettings(
                 name=up.name,
@@ -197,3 +201,22 @@ def resolve_settings(raw: ConfigFile, path: Path, environ: Mapping[str, str]) ->
         upstreams=tuple(upstreams),
         api_keys=api_keys,
     )
+
+
+# `promptd serve` flags -> the [server] key each overrides, checked by that key's own rules.
+SERVER_FLAGS = {"host": "--host", "port": "--port", "workers": "--workers"}
+
+
+def with_overrides(settings: Settings, overrides: Mapping[str, object]) -> Settings:
+    """`settings` with `serve`'s --host/--port/--workers applied, each checked as
+    the config file's key would be; a `ConfigError` naming the flag otherwise."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
+        return settings
+    current = {"host": settings.host, "port": settings.port, "workers": settings.workers}
+    try:
+        server = msgspec.convert({**current, **given}, ServerSection)
+    except msgspec.ValidationError as exc:
+        key, message = describe_decode_error(exc)
+        raise ConfigError([f"{SERVER_FLAGS.get(key, key)}: {message}"]) from None
+    return replace(settings, host=server.host, port=server.port, workers=server.workers)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import NOMODEL, SUPPORT, write_config
 
 ROOT = Path(__file__).parent.parent
@@ -98,3 +100,28 @@ def test_render_is_a_preview_without_a_model(tmp_path):
     assert "neither the version nor --model sets a model" in result.stderr
     staged = promptd("render", "support@staging", str(config))
     assert "support version 3 (environment staging)" in staged.stderr and "upstream mock" in staged.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--port", "70000"), "promptd: --port: Expected `int` <= 65535"),
+        (("--port", "-1"), "promptd: --port: Expected `int` >= 0"),
+        (("--workers", "0"), "promptd: --workers: Expected `int` >= 1"),
+        (("--port", "abc"), "promptd serve: argument --port: invalid int value: 'abc'"),
+        (("--log-level", "loud"), "promptd serve: argument --log-level: invalid choice: 'loud'"),
+    ],
+)
+def test_serve_flags_are_checked_by_the_config_rules(tmp_path, flags, expected):
+    config = write_config(tmp_path)
+    result = promptd("serve", str(config), *flags)
+    assert result.returncode == 2
+    assert result.stderr.startswith(expected), result.stderr
+    assert result.stderr.count("\n") == 1 and "usage:" not in result.stderr
+
+
+def test_validate_rejects_a_base_url_without_a_host(tmp_path):
+    config = write_config(tmp_path, upstream_url="https://")
+    result = promptd("validate", str(config))
+    assert result.returncode == 1
+    assert 'upstreams[0].base_url: "https://" has no host' in result.stderr

@@ -9,7 +9,6 @@ build is never applied: the last good set keeps serving.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import multiprocessing
 import sys

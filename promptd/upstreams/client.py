@@ -298,12 +298,22 @@ class Target:
 
     def __init__(self, base_url: str) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url}")
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f'"{base_url}" must start with http:// or https://')
+        if not parts.hostname:
+            raise ValueError(f'"{base_url}" has no host')
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(f'"{base_url}" must not have a query, fragment or credentials')
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f'"{base_url}" has an invalid port (1-65535)') from None
+        if port == 0:
+            raise ValueError(f'"{base_url}" has an invalid port (1-65535)')
         self.scheme = parts.scheme
         self.host = parts.hostname
         default = 443 if parts.scheme == "https" else 80
-        self.port = parts.port or default
+        self.port = port or default
         self.base_path = parts.path.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if self.port == default else f"{host}:{self.port}"

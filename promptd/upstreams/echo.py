@@ -10,6 +10,10 @@ import time
 from typing import Any
 
 import orjson
+from aiohttp import web
+
+from promptd.errors import NotFound
+from promptd.upstreams.base import Call, Upstream
 
 _CHUNK_CHARS = 48
 _ids = itertools.count(1)
@@ -68,3 +72,42 @@ def echo_stream(body: dict[str, Any]) -> list[bytes]:
         events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events
+
+
+class EchoUpstream(Upstream):
+    """`type = "echo"`: answers chat completions locally, with no network."""
+
+    __slots__ = ()
+
+    kind = "echo"
+
+    async def forward(self, call: Call) -> web.StreamResponse:
+        path = call.path.partition("?")[0]
+        if path == "/chat/completions" and call.body is not None:
+            return await _answer_chat(call, call.body)
+        raise NotFound(
+            f"{call.request.method} {call.request.path}: the echo upstream answers only chat completions",
+            code="not_found",
+        )
+
+
+_SSE = "text/event-stream"
+_JSON = "application/json"
+
+
+async def _answer_chat(call: Call, body: dict[str, Any]) -> web.StreamResponse:
+    request, headers, exchange = call.request, call.headers, call.exchange
+    if body.get("stream") is True:
+        headers["Content-Type"] = _SSE
+        headers["Cache-Control"] = "no-cache"
+        out = web.StreamResponse(headers=headers)
+        await out.prepare(request)
+        exchange.stream = out
+        events = echo_stream(body)
+        exchange.first_byte = time.perf_counter() - exchange.started
+        for event in events:
+            await out.write(event)
+            exchange.bytes_out += len(event)
+        await out.write_eof()
+        return out
+    return web.Response(body=echo_completion(body), content_type=_JSON, headers=headers)

@@ -1,4 +1,4 @@
-"""Upstreams, and routing an outgoing model to one of them (DESIGN.md 3.2).
+"""Routing an outgoing model to one of the configured upstreams (README "Routing").
 
 Glob patterns are compiled once; the model -> upstream answer is memoised, so
 routing a request is a dict lookup.
@@ -9,33 +9,24 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from promptd.upstreams.client import Target
+from promptd.upstreams.base import Upstream
+from promptd.upstreams.echo import EchoUpstream
+from promptd.upstreams.http import HttpUpstream
 from promptd.errors import BadRequest
 from promptd.settings import UpstreamSettings
 
 _MEMO_LIMIT = 4096
 
 
-class Upstream:
-    __slots__ = ("name", "is_echo", "target", "authorization", "connect_timeout", "read_timeout", "default", "patterns")
-
-    def __init__(self, settings: UpstreamSettings) -> None:
-        self.name = settings.name
-        self.is_echo = settings.type == "echo"
-        self.target = None if self.is_echo else Target(settings.base_url)
-        self.authorization = f"Bearer {settings.api_key}" if settings.api_key else None
-        self.connect_timeout = settings.connect_timeout_s
-        self.read_timeout = settings.read_timeout_s
-        self.default = settings.default
-        self.patterns = settings.models
-
-    def __repr__(self) -> str:  # never show the key
-        return f"Upstream({self.name!r})"
+def make_upstream(settings: UpstreamSettings) -> Upstream:
+    if settings.type == "echo":
+        return EchoUpstream(settings.name, settings.models, settings.default)
+    return HttpUpstream(settings)
 
 
 class Router:
     def __init__(self, upstreams: tuple[UpstreamSettings, ...]) -> None:
-        self.upstreams = tuple(Upstream(u) for u in upstreams)
+        self.upstreams = tuple(make_upstream(u) for u in upstreams)
         self._matchers = [
             (re.compile(fnmatch.translate(pattern)), upstream)
             for upstream in self.upstreams
@@ -43,7 +34,7 @@ class Router:
         ]
         self._memo: dict[str, Upstream | None] = {}
         self.default = next((u for u in self.upstreams if u.default), None) or next(
-            (u for u in self.upstreams if not u.is_echo), self.upstreams[0] if self.upstreams else None
+            (u for u in self.upstreams if not isinstance(u, EchoUpstream)), self.upstreams[0] if self.upstreams else None
         )
 
     def match(self, model: str) -> Upstream | None:
