@@ -120,7 +120,9 @@ class OtherGateway(Server):
         return self.pid
 
 
-async def measure(server: Server, url: str, body: bytes, concurrency: int, args: argparse.Namespace, stream: bool = False) -> dict:
+async def measure(
+    server: Server, url: str, body: bytes, concurrency: int, args: argparse.Namespace, stream: bool = False
+) -> dict:
     if stream:
         body = body[:-1] + b',"stream":true}'
     # A short warm-up, so connection setup and first-call costs are not counted.
@@ -129,7 +131,9 @@ async def measure(server: Server, url: str, body: bytes, concurrency: int, args:
     if have_wrk() and not args.no_wrk and not stream:
         result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, args.duration)
     else:
-        result = await builtin_load(url, body, concurrency, args.duration, max_requests=args.max_requests, stream=stream)
+        result = await builtin_load(
+            url, body, concurrency, args.duration, max_requests=args.max_requests, stream=stream
+        )
     cpu = server.cpu() - cpu_before if server.pids() else None
     return {
         "tool": result.tool,
@@ -174,8 +178,9 @@ async def many_prompts(tmp: Path, mock: Server, args: argparse.Namespace, report
     return server
 
 
-async def _reload_under_load(server: Server, url: str, body: bytes, args: argparse.Namespace,
-                             files: list[Path], generation: int) -> dict:
+async def _reload_under_load(
+    server: Server, url: str, body: bytes, args: argparse.Namespace, files: list[Path], generation: int
+) -> dict:
     async def rebuild() -> tuple[float, float]:
         await asyncio.sleep(args.duration / 3)
         for path in files:
@@ -227,15 +232,27 @@ async def run(args: argparse.Namespace) -> dict:
         mock_port = free_port()
         mock = start("mock", ["-m", "benchmarks.mock_upstream", "--port", str(mock_port)], mock_port)
         base_port = free_port()
-        baseline = start("baseline", ["-m", "benchmarks.baseline_forwarder", "--port", str(base_port),
-                                      "--upstream", f"http://127.0.0.1:{mock_port}"], base_port)
+        baseline = start(
+            "baseline",
+            [
+                "-m",
+                "benchmarks.baseline_forwarder",
+                "--port",
+                str(base_port),
+                "--upstream",
+                f"http://127.0.0.1:{mock_port}",
+            ],
+            base_port,
+        )
         config = workload.write_config(tmp / "config", mock_port)
         p_port = free_port()
         promptd = start("promptd", promptd_args(config, p_port), p_port)
         w_port = free_port()
         workers = start("promptd-workers2", promptd_args(config, w_port, "--workers", "2"), w_port)
         for server in (mock, baseline, promptd, workers):
-            await server.wait_ready("/v1/models" if server is mock else "/healthz" if server.name.startswith("promptd") else "/v1/models")
+            await server.wait_ready(
+                "/v1/models" if server is mock else "/healthz" if server.name.startswith("promptd") else "/v1/models"
+            )
         many = await many_prompts(tmp, mock, args, report)
         servers.append(many)
 
@@ -264,8 +281,10 @@ async def run(args: argparse.Namespace) -> dict:
                 print(f"  {name:<24} c={concurrency:<4}", end="", flush=True, file=sys.stderr)
                 result = await measure(server, url, body, concurrency, args, stream=stream)
                 report["scenarios"].setdefault(name, {})[str(concurrency)] = result
-                print(f" {result['rps']:>9} req/s  {result['cpu_us_per_request']} µs CPU/req  errors {result['errors']}",
-                      file=sys.stderr)
+                print(
+                    f" {result['rps']:>9} req/s  {result['cpu_us_per_request']} µs CPU/req  errors {result['errors']}",
+                    file=sys.stderr,
+                )
     finally:
         for server in reversed(servers):
             server.stop()
@@ -286,7 +305,9 @@ def add_ratios(report: dict) -> None:
             if name == "small_prompt_many":
                 few = scenarios.get("small_prompt", {}).get(concurrency)
                 if few and few["cpu_us_per_request"]:
-                    result["cpu_ratio_vs_few_prompts"] = round(result["cpu_us_per_request"] / few["cpu_us_per_request"], 2)
+                    result["cpu_ratio_vs_few_prompts"] = round(
+                        result["cpu_us_per_request"] / few["cpu_us_per_request"], 2
+                    )
 
 
 def markdown(report: dict) -> str:
@@ -327,15 +348,23 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per scenario (default 5)")
-    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[8, 64],
-                        help="comma-separated levels (default 8,64)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda s: [int(c) for c in s.split(",")],
+        default=[8, 64],
+        help="comma-separated levels (default 8,64)",
+    )
     parser.add_argument("--many", type=int, default=10000, help="prompts in the many-prompts scenario (default 10000)")
     parser.add_argument("--max-requests", type=int, default=None, help="cap per scenario (built-in generator)")
-    parser.add_argument("--compare-url", help="another OpenAI-compatible gateway already running on 127.0.0.1 "
-                        "(its chat completions URL); sent the plain request")
+    parser.add_argument(
+        "--compare-url",
+        help="another OpenAI-compatible gateway already running on 127.0.0.1 "
+        "(its chat completions URL); sent the plain request",
+    )
     parser.add_argument("--compare-pid", type=int, help="that gateway's process id, to measure its CPU and RSS")
     parser.add_argument("--no-wrk", action="store_true", help="use the built-in load generator even if wrk exists")
     parser.add_argument("--only", nargs="*", help="run only these scenarios")

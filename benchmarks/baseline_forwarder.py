@@ -26,7 +26,9 @@ def make_app(upstream: str) -> web.Application:
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
-        async with request.app["session"].request(request.method, upstream + request.raw_path, data=body, headers=headers) as resp:
+        async with request.app["session"].request(
+            request.method, upstream + request.raw_path, data=body, headers=headers
+        ) as resp:
             if resp.content_type != "text/event-stream":
                 return web.Response(body=await resp.read(), status=resp.status, content_type=resp.content_type)
             out = web.StreamResponse(status=resp.status, headers={"Content-Type": "text/event-stream"})
@@ -48,8 +50,14 @@ def main() -> None:
     parser.add_argument("--upstream", default="http://127.0.0.1:9100")
     args = parser.parse_args()
     uvloop.install()
-    web.run_app(make_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None, print=None,
-                handler_cancellation=True)
+    web.run_app(
+        make_app(args.upstream),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        handler_cancellation=True,
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,12 @@ def _check_local(url: str) -> None:
 
 
 async def builtin_load(
-    url: str, body: bytes, concurrency: int, duration: float, max_requests: int | None = None, stream: bool = False,
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    max_requests: int | None = None,
+    stream: bool = False,
     pause_s: float = 0.0,
 ) -> LoadResult:
     """`concurrency` clients in a loop until `duration` s have passed (or `max_requests` were sent),
@@ -78,7 +83,7 @@ async def builtin_load(
                     else:
                         await response.read()
                     ok = response.status == 200
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 ok = False
             latency = (time.perf_counter() - t0) * 1000
             result.requests += 1
@@ -109,15 +114,16 @@ def _ms(text: str) -> float:
 def wrk_load(url: str, body: bytes, concurrency: int, duration: float) -> LoadResult:
     _check_local(url)
     script = (
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n"
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
         output = subprocess.run(
             ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--latency", "-s", lua.name, url],
-            capture_output=True, text=True, timeout=duration + 30,
+            capture_output=True,
+            text=True,
+            timeout=duration + 30,
         ).stdout
     result = LoadResult(tool="wrk")
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s)", output)

@@ -15,17 +15,33 @@ import orjson
 import uvloop
 from aiohttp import web
 
-COMPLETION = orjson.dumps({
-    "id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock upstream."},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
-})
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the mock upstream."},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+    }
+)
 
 
 def chunk(text: str, finish: str | None = None) -> bytes:
-    payload = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-mini",
-               "choices": [{"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}]}
+    payload = {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}],
+    }
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -65,8 +81,13 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=8, help="content chunks in a streamed answer")
     args = parser.parse_args()
     uvloop.install()
-    web.run_app(make_app(args.delay_ms, args.chunk_delay_ms, args.chunks), host="127.0.0.1", port=args.port,
-                access_log=None, print=None)
+    web.run_app(
+        make_app(args.delay_ms, args.chunk_delay_ms, args.chunks),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+    )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def main() -> None:
     args = parser.parse_args()
     delays = asyncio.run(run(args.edits))
     ms = sorted(d * 1000 for d in delays)
-    print(f"{len(ms)} edits: median {statistics.median(ms):.0f} ms, p90 {ms[int(0.9 * len(ms)) - 1]:.0f} ms, max {ms[-1]:.0f} ms")
+    print(
+        f"{len(ms)} edits: median {statistics.median(ms):.0f} ms, p90 {ms[int(0.9 * len(ms)) - 1]:.0f} ms, max {ms[-1]:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

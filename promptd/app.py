@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from promptd.http import catalog as api, chat as gw
-from promptd.upstreams.client import UpstreamClient
+from promptd.http import catalog as api
+from promptd.http import chat as gw
 from promptd.http.envelope import endpoint
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
 from promptd.prompts.promptset import PromptLoader, PromptSet
 from promptd.prompts.reload import Reloader, reload_context
 from promptd.prompts.served import ServedPrompts
-from promptd.upstreams.routing import Router
 from promptd.settings import Settings
 from promptd.state import APP_STATE, AppState
+from promptd.upstreams.client import UpstreamClient
+from promptd.upstreams.routing import Router
 
 
 def create_app(

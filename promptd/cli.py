@@ -10,7 +10,8 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import orjson
 
@@ -21,8 +22,8 @@ from promptd.compiler.resolve import resolve
 from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
 from promptd.prompts.promptset import PromptLoader, PromptSet
-from promptd.upstreams.routing import Router
 from promptd.settings import DEFAULT_CONFIG, Settings, load_settings, with_overrides
+from promptd.upstreams.routing import Router
 
 log = logging.getLogger("promptd")
 
@@ -168,18 +169,24 @@ def _render(args: argparse.Namespace) -> int:
         body["model"] = args.model
     try:
         ref = PromptRef(prompt_id, version, environment)
-        types = {rule.name: rule.type for rule in resolve(prompts, ref, settings.default_environment).version.rules.rules}
+        types = {
+            rule.name: rule.type for rule in resolve(prompts, ref, settings.default_environment).version.rules.rules
+        }
         for item in args.var:
             name, sep, value = item.partition("=")
             if not sep or not name:
                 return _fail(f"--var {item!r}: expected NAME=VALUE")
             variables[name] = _typed_value(value, types.get(name, "string"))
         body["variables"] = variables
-        answer = preview(prompts, Router(settings.upstreams), settings.default_environment, prompt_id, body, require_model=False)
+        answer = preview(
+            prompts, Router(settings.upstreams), settings.default_environment, prompt_id, body, require_model=False
+        )
     except PromptdError as exc:
         return _fail(_render_error(exc))
     used = f"version {answer['version']}"
-    used += f" (environment {answer['environment']})" if answer["environment"] else " (no environment: latest or pinned)"
+    used += (
+        f" (environment {answer['environment']})" if answer["environment"] else " (no environment: latest or pinned)"
+    )
     print(f"promptd: {answer['prompt_id']} {used}, hash {answer['hash']}", file=sys.stderr)
     if answer["upstream"] is None:
         print("promptd: note: neither the version nor --model sets a model; the body has none", file=sys.stderr)

@@ -107,8 +107,19 @@ def supervise(settings: Settings, log_level: str) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="promptd-metrics-")
     env = {**os.environ, WORKER_ENV: "1", MULTIPROC_ENV: metrics_dir}
     command = [
-        sys.executable, "-m", "promptd", "serve", str(settings.config_path),
-        "--host", settings.host, "--port", str(settings.port), "--workers", "1", "--log-level", log_level,
+        sys.executable,
+        "-m",
+        "promptd",
+        "serve",
+        str(settings.config_path),
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--workers",
+        "1",
+        "--log-level",
+        log_level,
     ]
     workers: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
     backoff = [0.0] * settings.workers
@@ -145,7 +156,11 @@ def supervise(settings: Settings, log_level: str) -> int:
                 backoff[slot] = 0.0 if lived > 30 else min(_RESTART_BACKOFF_MAX_S, backoff[slot] * 2 or 0.25)
                 log.error(
                     "worker %d (pid %d) exited with %s after %.1f s; restarting in %.2f s",
-                    slot + 1, process.pid, code, lived, backoff[slot],
+                    slot + 1,
+                    process.pid,
+                    code,
+                    lived,
+                    backoff[slot],
                     extra={"worker": slot + 1, "pid": process.pid, "exit_code": code},
                 )
                 time.sleep(backoff[slot])

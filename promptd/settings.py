@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Literal, Mapping
+from typing import Annotated, Literal
 
 import msgspec
 
 from promptd.errors import ConfigError
-from promptd.upstreams.client import Target
 from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
+from promptd.upstreams.client import Target
 
 CONFIG_FILE_NAME = "promptd.toml"
 DEFAULT_CONFIG = "config"
@@ -107,9 +108,7 @@ def find_config_file(config: str | os.PathLike[str] | None) -> Path:
     return path
 
 
-def load_settings(
-    config: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     path = find_config_file(config)
     try:
         raw = decode_toml(path.read_bytes(), ConfigFile)

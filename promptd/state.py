@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from promptd.upstreams.client import UpstreamClient
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
 from promptd.prompts.reload import Reloader
 from promptd.prompts.served import ServedPrompts
-from promptd.upstreams.routing import Router
 from promptd.settings import Settings
+from promptd.upstreams.client import UpstreamClient
+from promptd.upstreams.routing import Router
 
 
 @dataclass(eq=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pytest
@@ -162,8 +163,13 @@ class Recorder:
             await response.prepare(request)
             try:
                 for index in range(3):
-                    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
-                             "choices": [{"index": 0, "delta": {"content": f"part{index} "}, "finish_reason": None}]}
+                    chunk = {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "created": 1,
+                        "model": "gpt-4o-mini",
+                        "choices": [{"index": 0, "delta": {"content": f"part{index} "}, "finish_reason": None}],
+                    }
                     await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
                     if behaviour == "reset_stream" and index == 1:
                         assert request.transport is not None
@@ -180,11 +186,16 @@ class Recorder:
                     self.closed.set()
             return response
         answer = {
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
-        return web.json_response(answer, headers={"x-upstream": "yes", "Connection": "keep-alive", "x-request-id": "upstream-req-1"})
+        return web.json_response(
+            answer, headers={"x-upstream": "yes", "Connection": "keep-alive", "x-request-id": "upstream-req-1"}
+        )
 
     @property
     def last(self) -> dict[str, Any]:

@@ -32,8 +32,12 @@ async def test_render_answers_the_body_without_sending(make_gateway, upstream):
     client = await make_gateway()
     response = await client.post(
         "/v1/prompts/support/render",
-        json={"environment": "production", "variables": {"name": "A", "issue": "technical"},
-              "messages": [{"role": "user", "content": "more"}], "temperature": 1},
+        json={
+            "environment": "production",
+            "variables": {"name": "A", "issue": "technical"},
+            "messages": [{"role": "user", "content": "more"}],
+            "temperature": 1,
+        },
     )
     assert response.status == 200
     rendered = await response.json()

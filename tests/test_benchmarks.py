@@ -18,8 +18,17 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
     result = run("benchmarks", "--quick", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "latest.json").read_text())
-    expected = {"direct", "baseline", "passthrough", "small_prompt", "large_prompt", "baseline_stream", "stream",
-                "small_prompt_many", "small_prompt_workers2"}
+    expected = {
+        "direct",
+        "baseline",
+        "passthrough",
+        "small_prompt",
+        "large_prompt",
+        "baseline_stream",
+        "stream",
+        "small_prompt_many",
+        "small_prompt_workers2",
+    }
     assert set(report["scenarios"]) == expected
     for name, by_concurrency in report["scenarios"].items():
         for outcome in by_concurrency.values():
@@ -50,12 +59,27 @@ def test_compare_url_includes_another_gateway(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    other = subprocess.Popen([sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(port)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    other = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.mock_upstream", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)
-        result = run("benchmarks", "--quick", "--only", "baseline", "compare", "--out", str(tmp_path),
-                     "--compare-url", f"http://127.0.0.1:{port}/v1/chat/completions", "--compare-pid", str(other.pid))
+        result = run(
+            "benchmarks",
+            "--quick",
+            "--only",
+            "baseline",
+            "compare",
+            "--out",
+            str(tmp_path),
+            "--compare-url",
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            "--compare-pid",
+            str(other.pid),
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads((tmp_path / "latest.json").read_text())
         compare = report["scenarios"]["compare"]["4"]

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import NOMODEL, SUPPORT, write_config
 
 ROOT = Path(__file__).parent.parent
@@ -61,10 +60,25 @@ def test_render_prints_the_upstream_body(tmp_path):
 
 
 def test_render_typed_vars_from_the_sample_config():
-    result = promptd("render", "order_summary", "config", "--var", "order_id=7", "--var", "customer=Al",
-                     "--var", 'items=[{"name": "pen", "quantity": 1, "price": 2}]', "--var", "total=2", "--var", "item_count=1")
+    result = promptd(
+        "render",
+        "order_summary",
+        "config",
+        "--var",
+        "order_id=7",
+        "--var",
+        "customer=Al",
+        "--var",
+        'items=[{"name": "pen", "quantity": 1, "price": 2}]',
+        "--var",
+        "total=2",
+        "--var",
+        "item_count=1",
+    )
     assert result.returncode == 0, result.stderr
-    assert "Order 7 for Al (1 items):\n- 1 x pen at 2\nTotal: 2 EUR" in json.loads(result.stdout)["messages"][1]["content"]
+    assert (
+        "Order 7 for Al (1 items):\n- 1 x pen at 2\nTotal: 2 EUR" in json.loads(result.stdout)["messages"][1]["content"]
+    )
 
 
 def test_render_errors_are_one_readable_line(tmp_path):
@@ -72,10 +86,19 @@ def test_render_errors_are_one_readable_line(tmp_path):
     for args, expected in [
         (("render", "nope", str(config)), 'promptd: no prompt "nope"'),
         (("render", "support", str(config), "--version", "9"), 'promptd: --version: prompt "support" has no version 9'),
-        (("render", "support", str(config)), "promptd: --var issue: missing (expected string); --var name: missing (expected string)\n"),
-        (("render", "support", str(config), "--var", "issue=other", "--var", "name=x"), "promptd: --var issue: not in enum"),
+        (
+            ("render", "support", str(config)),
+            "promptd: --var issue: missing (expected string); --var name: missing (expected string)\n",
+        ),
+        (
+            ("render", "support", str(config), "--var", "issue=other", "--var", "name=x"),
+            "promptd: --var issue: not in enum",
+        ),
         (("render", "support", str(config), "--vars-json", "[1"), "promptd: --vars-json is not valid JSON"),
-        (("render", "support", str(config), "--environment", "nope"), 'promptd: --environment: prompt "support" has no environment "nope"'),
+        (
+            ("render", "support", str(config), "--environment", "nope"),
+            'promptd: --environment: prompt "support" has no environment "nope"',
+        ),
         (("render", "support@", str(config)), "promptd: PROMPT_ID 'support@' must look like"),
     ]:
         result = promptd(*args)
@@ -88,7 +111,10 @@ def test_serve_with_a_broken_prompt_exits_2_with_one_line_per_problem(tmp_path):
     config = write_config(tmp_path, {"a.toml": SUPPORT.replace("{{company}}.", "{{/company}}.")})
     result = promptd("serve", str(config))
     assert result.returncode == 2
-    assert result.stderr.strip() == f'{config}/prompts/a.toml: versions[1].messages[0].content: closing tag "{{{{/company}}}}" has no open section'
+    assert (
+        result.stderr.strip()
+        == f'{config}/prompts/a.toml: versions[1].messages[0].content: closing tag "{{{{/company}}}}" has no open section'
+    )
 
 
 def test_render_is_a_preview_without_a_model(tmp_path):

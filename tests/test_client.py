@@ -54,13 +54,22 @@ def raw_server():
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0)
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+    )
     return head + await reader.readexactly(length)
 
 
 async def request(client: UpstreamClient, url: str, body: bytes = b"{}", **kwargs):
-    return await client.request(Target(url), "POST", "/chat/completions", [("Content-Type", "application/json")], body,
-                                connect_timeout=kwargs.pop("connect_timeout", 2), read_timeout=kwargs.pop("read_timeout", 2))
+    return await client.request(
+        Target(url),
+        "POST",
+        "/chat/completions",
+        [("Content-Type", "application/json")],
+        body,
+        connect_timeout=kwargs.pop("connect_timeout", 2),
+        read_timeout=kwargs.pop("read_timeout", 2),
+    )
 
 
 async def test_keep_alive_connections_are_reused_and_stale_ones_replaced(raw_server):
@@ -175,9 +184,26 @@ async def test_slow_reader_gets_every_byte_of_a_large_body(raw_server):
 async def test_https_upstream(tmp_path, monkeypatch, aiohttp_server):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)

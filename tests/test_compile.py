@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from conftest import NOMODEL, SUPPORT, write_config
 
 from promptd.compiler import compile_request
 from promptd.compiler.fields import take_prompt_ref
 from promptd.errors import BadRequest, NotFound
 from promptd.prompts.promptset import PromptLoader
 
-from conftest import NOMODEL, SUPPORT, write_config
-
 
 @pytest.fixture
 def prompts(tmp_path):
-    config = write_config(tmp_path, {"support.toml": SUPPORT, "nomodel.toml": NOMODEL,
-                                     "latest.toml": SUPPORT.replace('id = "support"', 'id = "latest"').replace("[environments]\nproduction = 2\nstaging = 3", "[environments]\nstaging = 1")})
+    config = write_config(
+        tmp_path,
+        {
+            "support.toml": SUPPORT,
+            "nomodel.toml": NOMODEL,
+            "latest.toml": SUPPORT.replace('id = "support"', 'id = "latest"').replace(
+                "[environments]\nproduction = 2\nstaging = 3", "[environments]\nstaging = 1"
+            ),
+        },
+    )
     return PromptLoader([config / "prompts"]).build()
 
 
@@ -75,8 +82,12 @@ def test_errors(prompts, fields, error, code):
 
 
 def test_prompt_fields_are_removed_and_everything_else_kept(prompts):
-    body = {"prompt": {"id": "support", "version": 1}, "environment_name": "kept", "tools": [{"type": "function"}],
-            "messages": [{"role": "user", "content": "{{company}}"}]}
+    body = {
+        "prompt": {"id": "support", "version": 1},
+        "environment_name": "kept",
+        "tools": [{"type": "function"}],
+        "messages": [{"role": "user", "content": "{{company}}"}],
+    }
     compiled = compile_body(prompts, body)
     assert compiled.body == {
         "model": "gpt-4o-mini",

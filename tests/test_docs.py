@@ -14,8 +14,12 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def test_every_config_key_is_documented():
-    sections = {"server": settings.ServerSection, "prompts": settings.PromptsSection,
-                "upstreams[]": settings.UpstreamSection, "auth": settings.AuthSection}
+    sections = {
+        "server": settings.ServerSection,
+        "prompts": settings.PromptsSection,
+        "upstreams[]": settings.UpstreamSection,
+        "auth": settings.AuthSection,
+    }
     for section, struct in sections.items():
         for field in msgspec.structs.fields(struct):
             assert f"| `{section}.{field.name}` |" in README, f"{section}.{field.name} is not in README.md"

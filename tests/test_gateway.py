@@ -13,7 +13,9 @@ VARS = {"name": "Sarah", "issue": "billing"}
 
 async def post(client, body, path="/v1/chat/completions", **kwargs):
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return await client.post(path, data=data, headers={"Content-Type": "application/json", **kwargs.pop("headers", {})}, **kwargs)
+    return await client.post(
+        path, data=data, headers={"Content-Type": "application/json", **kwargs.pop("headers", {})}, **kwargs
+    )
 
 
 @pytest.mark.parametrize(
@@ -81,7 +83,10 @@ async def test_request_model_used_when_the_version_has_none(make_gateway, upstre
     client = await make_gateway()
     response = await post(client, {"prompt_id": "nomodel", "model": "gpt-4.1"})
     assert response.status == 200
-    assert upstream.last["body"] == {"model": "gpt-4.1", "messages": [{"role": "system", "content": "Translate to French."}]}
+    assert upstream.last["body"] == {
+        "model": "gpt-4.1",
+        "messages": [{"role": "system", "content": "Translate to French."}],
+    }
 
 
 async def test_request_without_prompt_fields_is_forwarded_byte_for_byte(make_gateway, upstream):
@@ -265,7 +270,8 @@ async def test_body_over_the_limit_is_413(make_gateway, upstream):
 
 async def test_api_key_reference_is_injected_and_client_key_not_forwarded(make_gateway, upstream):
     client = await make_gateway(
-        api_key="env:UPSTREAM_KEY", auth='api_keys = "env:PROMPTD_KEYS"',
+        api_key="env:UPSTREAM_KEY",
+        auth='api_keys = "env:PROMPTD_KEYS"',
         env={"UPSTREAM_KEY": "sk-upstream-secret", "PROMPTD_KEYS": "pk-one, pk-two"},
     )
     response = await post(client, {"model": "gpt-4o-mini", "messages": []}, headers={"Authorization": "Bearer pk-two"})
@@ -316,8 +322,15 @@ async def test_echo_upstream_streaming_and_not(make_gateway, upstream):
     assert orjson.loads(answer["choices"][0]["message"]["content"]) == [
         {"role": "system", "content": "Translate to French."}
     ]
-    response = await post(client, {"model": "echo", "messages": [{"role": "user", "content": "hi"}], "stream": True,
-                                   "stream_options": {"include_usage": True}})
+    response = await post(
+        client,
+        {
+            "model": "echo",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     events = [e.removeprefix(b"data: ") for e in (await response.read()).split(b"\n\n") if e]
     assert events[-1] == b"[DONE]"
     chunks = [orjson.loads(e) for e in events[:-1]]

@@ -62,12 +62,16 @@ async def test_upstream_error_kinds(make_gateway, upstream):
 
 async def test_access_log_fields_and_no_secrets(make_gateway, upstream):
     client = await make_gateway(
-        api_key="env:UPSTREAM_KEY", auth='api_keys = "env:PROMPTD_KEYS"',
+        api_key="env:UPSTREAM_KEY",
+        auth='api_keys = "env:PROMPTD_KEYS"',
         env={"UPSTREAM_KEY": "sk-planted-upstream-secret", "PROMPTD_KEYS": "pk-planted-client-secret"},
     )
     headers = {"Authorization": "Bearer pk-planted-client-secret", "X-Request-Id": "rid-7"}
-    body = {"prompt_id": "support", "prompt_variables": {"name": "PLANTED-NAME", "issue": "billing"},
-            "messages": [{"role": "user", "content": "PLANTED-CONTENT"}]}
+    body = {
+        "prompt_id": "support",
+        "prompt_variables": {"name": "PLANTED-NAME", "issue": "billing"},
+        "messages": [{"role": "user", "content": "PLANTED-CONTENT"}],
+    }
     assert (await client.post("/v1/chat/completions", json=body, headers=headers)).status == 200
     await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer pk-wrong-planted"})
     await client.get("/healthz")

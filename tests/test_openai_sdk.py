@@ -49,8 +49,11 @@ async def _echo_round_trip(api: openai.AsyncOpenAI) -> None:
     assert json.loads(completion.choices[0].message.content)[0]["content"] == "Translate to French."
     assert completion.usage.total_tokens > 0
     stream = await api.chat.completions.create(
-        model="echo", messages=[{"role": "user", "content": "x"}], stream=True,
-        stream_options={"include_usage": True}, extra_body={"prompt_id": "nomodel", "prompt_variables": {"language": "German"}},
+        model="echo",
+        messages=[{"role": "user", "content": "x"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"prompt_id": "nomodel", "prompt_variables": {"language": "German"}},
     )
     text = ""
     async for chunk in stream:

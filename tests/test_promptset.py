@@ -34,13 +34,16 @@ def problems(tmp_path: Path, files: dict[str, str]) -> list[str]:
 
 
 def test_loads_toml_and_json_recursively_skipping_dot_names(tmp_path):
-    write(tmp_path, {
-        "a.toml": GOOD,
-        "sub/deeper/b.json": '{"versions": [{"version": 1, "messages": [{"role": "user", "content": "x"}]}]}',
-        ".hidden.toml": "broken",
-        ".git/c.toml": "broken",
-        "notes.txt": "ignored",
-    })
+    write(
+        tmp_path,
+        {
+            "a.toml": GOOD,
+            "sub/deeper/b.json": '{"versions": [{"version": 1, "messages": [{"role": "user", "content": "x"}]}]}',
+            ".hidden.toml": "broken",
+            ".git/c.toml": "broken",
+            "notes.txt": "ignored",
+        },
+    )
     prompts = PromptLoader([tmp_path]).build()
     assert sorted(prompts.prompts) == ["a", "b"]
     assert prompts.prompts["b"].source.endswith("sub/deeper/b.json")
@@ -54,22 +57,49 @@ def test_duplicate_ids_across_files(tmp_path):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD + GOOD, 'versions[1].version: duplicate version 1'),
-        ('[environments]\nproduction = 4\n' + GOOD, 'environments.production: version 4 does not exist (versions: 1)'),
-        (GOOD + '[versions.variables]\nname = { type = "date" }\n', 'versions[0].variables.name.type: unknown type "date" (types: string, number, integer, boolean, object, array)'),
-        (GOOD + '[versions.variables]\nname = { type = "integer", default = "x" }\n', 'versions[0].variables.name.default: default "x" is not a integer'),
-        (GOOD + '[versions.variables]\nname = { type = "string", enum = ["a", 2] }\n', "versions[0].variables.name.enum[1]: enum value 2 is not a string"),
-        (GOOD + '[versions.variables]\nname = { enum = ["a"], default = "b" }\n', "versions[0].variables.name.default: default is not one of the enum values"),
+        (GOOD + GOOD, "versions[1].version: duplicate version 1"),
+        ("[environments]\nproduction = 4\n" + GOOD, "environments.production: version 4 does not exist (versions: 1)"),
+        (
+            GOOD + '[versions.variables]\nname = { type = "date" }\n',
+            'versions[0].variables.name.type: unknown type "date" (types: string, number, integer, boolean, object, array)',
+        ),
+        (
+            GOOD + '[versions.variables]\nname = { type = "integer", default = "x" }\n',
+            'versions[0].variables.name.default: default "x" is not a integer',
+        ),
+        (
+            GOOD + '[versions.variables]\nname = { type = "string", enum = ["a", 2] }\n',
+            "versions[0].variables.name.enum[1]: enum value 2 is not a string",
+        ),
+        (
+            GOOD + '[versions.variables]\nname = { enum = ["a"], default = "b" }\n',
+            "versions[0].variables.name.default: default is not one of the enum values",
+        ),
         (GOOD.replace("Hi {{name}}", "{{#items}}x"), 'versions[0].messages[0].content: unclosed section "items"'),
-        (GOOD.replace("Hi {{name}}", "{{#a}}{{/b}}"), 'versions[0].messages[0].content: section "a" is closed by "{{/b}}"'),
-        (GOOD.replace("Hi {{name}}", "{{bad name}}"), 'versions[0].messages[0].content: bad variable name in "{{bad name}}"'),
-        (GOOD.replace('content = "Hi {{name}}"', 'content = [{ type = "text", text = "{{#x}}" }]'), 'versions[0].messages[0].content[0].text: unclosed section "x"'),
+        (
+            GOOD.replace("Hi {{name}}", "{{#a}}{{/b}}"),
+            'versions[0].messages[0].content: section "a" is closed by "{{/b}}"',
+        ),
+        (
+            GOOD.replace("Hi {{name}}", "{{bad name}}"),
+            'versions[0].messages[0].content: bad variable name in "{{bad name}}"',
+        ),
+        (
+            GOOD.replace('content = "Hi {{name}}"', 'content = [{ type = "text", text = "{{#x}}" }]'),
+            'versions[0].messages[0].content[0].text: unclosed section "x"',
+        ),
         (GOOD.replace('role = "user"', 'role = "robot"'), "versions[0].messages[0].role: Invalid enum value 'robot'"),
         (GOOD.replace("version = 1", "version = 0"), "versions[0].version: Expected `int` >= 1"),
         (GOOD.replace("version = 1", 'version = "1"'), "versions[0].version: Expected `int`, got `str`"),
         (GOOD + 'colour = "red"\n', "versions[0].colour: unknown key"),
-        ('id = "bad id"\n' + GOOD, 'id: prompt id "bad id" must be 1-128 characters of A-Z a-z 0-9 _ . - starting with a letter or digit'),
-        (GOOD + '[versions.params]\nmodel = "x"\n', "versions[0].params.model: set model on the version, not in params"),
+        (
+            'id = "bad id"\n' + GOOD,
+            'id: prompt id "bad id" must be 1-128 characters of A-Z a-z 0-9 _ . - starting with a letter or digit',
+        ),
+        (
+            GOOD + '[versions.params]\nmodel = "x"\n',
+            "versions[0].params.model: set model on the version, not in params",
+        ),
         ('description = "no versions"\n', "versions: required key is missing"),
         ("versions = [", "not valid TOML"),
     ],
@@ -81,10 +111,14 @@ def test_file_errors_name_the_file_and_path(tmp_path, text, expected):
 
 
 def test_every_problem_of_every_file_is_reported(tmp_path):
-    found = problems(tmp_path, {
-        "a.toml": GOOD.replace("Hi {{name}}", "{{#x}}") + GOOD.replace("version = 1", "version = 2").replace("Hi {{name}}", "{{/y}}"),
-        "b.json": "{",
-    })
+    found = problems(
+        tmp_path,
+        {
+            "a.toml": GOOD.replace("Hi {{name}}", "{{#x}}")
+            + GOOD.replace("version = 1", "version = 2").replace("Hi {{name}}", "{{/y}}"),
+            "b.json": "{",
+        },
+    )
     assert found[0] == 'a.toml: versions[0].messages[0].content: unclosed section "x"'
     assert found[1] == 'a.toml: versions[1].messages[0].content: closing tag "{{/y}}" has no open section'
     assert found[2].startswith("b.json: not valid JSON")

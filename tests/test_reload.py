@@ -24,7 +24,7 @@ def prompt(text: str) -> str:
 
 
 async def served(client, prompt_id: str = "p") -> str | None:
-    response = await client.post("/v1/prompts/%s/render" % prompt_id, data=b"{}")
+    response = await client.post(f"/v1/prompts/{prompt_id}/render", data=b"{}")
     if response.status != 200:
         return None
     return (await response.json())["body"]["messages"][0]["content"]
@@ -72,8 +72,11 @@ async def test_add_delete_rename(make_gateway):
     prompts = client.config_dir / "prompts"
     await asyncio.sleep(0.2)
     (prompts / "sub").mkdir()
-    (prompts / "sub" / "q.json").write_bytes(orjson.dumps(
-        {"versions": [{"version": 1, "model": "gpt-4o-mini", "messages": [{"role": "system", "content": "cue"}]}]}))
+    (prompts / "sub" / "q.json").write_bytes(
+        orjson.dumps(
+            {"versions": [{"version": 1, "model": "gpt-4o-mini", "messages": [{"role": "system", "content": "cue"}]}]}
+        )
+    )
     await wait_until(lambda: _equals(client, "cue", "q"))
     (prompts / "p.toml").rename(prompts / "renamed.toml")
     await wait_until(lambda: _equals(client, "one", "renamed"))

@@ -14,9 +14,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from conftest import write_config
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).parent.parent
 PROMPT = '[[versions]]\nversion = 1\nmodel = "echo"\nmessages = [{ role = "system", content = "%s" }]\n'
@@ -35,7 +34,9 @@ class Daemon:
         with open(log, "wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "promptd", "serve", str(config), "--port", str(self.port), *args],
-                stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=ROOT,
             )
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -83,12 +84,16 @@ def daemon(tmp_path):
 
 
 async def test_sigterm_lets_an_in_flight_stream_finish(daemon, tmp_path, upstream):
-    config = write_config(tmp_path / "c", {"p.toml": PROMPT % "x"}, upstream_url=upstream.url, server="shutdown_grace_s = 10")
+    config = write_config(
+        tmp_path / "c", {"p.toml": PROMPT % "x"}, upstream_url=upstream.url, server="shutdown_grace_s = 10"
+    )
     d = daemon(config)
     await d.wait_ready()
     upstream.behaviour = "gated_stream"
     async with aiohttp.ClientSession() as session:
-        async with session.post(d.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [], "stream": True}) as response:
+        async with session.post(
+            d.url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [], "stream": True}
+        ) as response:
             await response.content.readuntil(b"\n\n")
             d.process.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.3)
@@ -126,7 +131,11 @@ def _total_requests(text: str) -> float:
     total = 0.0
     for family in text_string_to_metric_families(text):
         if family.name == "promptd_requests":
-            total += sum(s.value for s in family.samples if s.name == "promptd_requests_total" and s.labels["endpoint"] == "chat_completions")
+            total += sum(
+                s.value
+                for s in family.samples
+                if s.name == "promptd_requests_total" and s.labels["endpoint"] == "chat_completions"
+            )
     return total
 
 

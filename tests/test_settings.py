@@ -30,7 +30,10 @@ def test_defaults_and_directory_lookup(tmp_path):
 
 
 def test_env_references_resolve(tmp_path):
-    text = UPSTREAM + '[[upstreams]]\nname = "o"\nbase_url = "http://x/v1/"\napi_key = "env:K"\nmodels = ["g*"]\n[auth]\napi_keys = "env:KEYS"\n'
+    text = (
+        UPSTREAM
+        + '[[upstreams]]\nname = "o"\nbase_url = "http://x/v1/"\napi_key = "env:K"\nmodels = ["g*"]\n[auth]\napi_keys = "env:KEYS"\n'
+    )
     settings = load(tmp_path, text, {"K": "sk-1", "KEYS": "a, b,,"})
     assert settings.upstreams[1].api_key == "sk-1"
     assert settings.upstreams[1].base_url == "http://x/v1"
@@ -44,21 +47,38 @@ def test_env_references_resolve(tmp_path):
     ("text", "expected"),
     [
         ("[server]\nprot = 1\n" + UPSTREAM, "server.prot: unknown key"),
-        ("[server]\nport = \"80\"\n" + UPSTREAM, "server.port: Expected `int`, got `str`"),
+        ('[server]\nport = "80"\n' + UPSTREAM, "server.port: Expected `int`, got `str`"),
         ("[server]\nport = 70000\n" + UPSTREAM, "server.port: Expected `int` <= 65535"),
         ("[tls]\n" + UPSTREAM, "tls: unknown key"),
         ("", "upstreams: needs at least one [[upstreams]] entry"),
-        ('[[upstreams]]\nname = "o"\nmodels = ["g"]\n', "upstreams[0].base_url: required for an upstream of type openai"),
-        ('[[upstreams]]\nname = "o"\nbase_url = "x"\nmodels = ["g"]\n', "upstreams[0].base_url: \"x\" must start with http:// or https://"),
-        ('[[upstreams]]\nname = "o"\nbase_url = "https://"\nmodels = ["g"]\n', "upstreams[0].base_url: \"https://\" has no host"),
-        ('[[upstreams]]\nname = "o"\nbase_url = "http://h:99999/v1"\nmodels = ["g"]\n', "upstreams[0].base_url: \"http://h:99999/v1\" has an invalid port (1-65535)"),
-        ('[[upstreams]]\nname = "o"\nbase_url = "http://x"\napi_key = "sk-literal"\nmodels = ["g"]\n',
-         'upstreams[0].api_key: must be a reference "env:NAME", never a literal secret'),
+        (
+            '[[upstreams]]\nname = "o"\nmodels = ["g"]\n',
+            "upstreams[0].base_url: required for an upstream of type openai",
+        ),
+        (
+            '[[upstreams]]\nname = "o"\nbase_url = "x"\nmodels = ["g"]\n',
+            'upstreams[0].base_url: "x" must start with http:// or https://',
+        ),
+        (
+            '[[upstreams]]\nname = "o"\nbase_url = "https://"\nmodels = ["g"]\n',
+            'upstreams[0].base_url: "https://" has no host',
+        ),
+        (
+            '[[upstreams]]\nname = "o"\nbase_url = "http://h:99999/v1"\nmodels = ["g"]\n',
+            'upstreams[0].base_url: "http://h:99999/v1" has an invalid port (1-65535)',
+        ),
+        (
+            '[[upstreams]]\nname = "o"\nbase_url = "http://x"\napi_key = "sk-literal"\nmodels = ["g"]\n',
+            'upstreams[0].api_key: must be a reference "env:NAME", never a literal secret',
+        ),
         (UPSTREAM + UPSTREAM, 'upstreams[1].name: duplicate upstream name "echo"'),
         ('[[upstreams]]\nname = "e"\ntype = "echo"\n', "upstreams[0].models: needs at least one model pattern"),
         ('[[upstreams]]\nname = "e"\ntype = "magic"\nmodels=["x"]\n', "upstreams[0].type: Invalid enum value 'magic'"),
         ('[prompts]\npaths = ["nope"]\n' + UPSTREAM, "prompts.paths[0]: "),
-        ("[auth]\napi_keys = \"k1,k2\"\n" + UPSTREAM, 'auth.api_keys: must be a reference "env:NAME", never a literal secret'),
+        (
+            '[auth]\napi_keys = "k1,k2"\n' + UPSTREAM,
+            'auth.api_keys: must be a reference "env:NAME", never a literal secret',
+        ),
         ("[server\n", "not valid TOML"),
     ],
 )

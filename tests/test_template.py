@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptd.prompts.template import Template, TemplateSyntaxError
 
@@ -16,8 +17,17 @@ def test_variables_with_and_without_spaces():
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [("s", "s"), (3, "3"), (2.5, "2.5"), (True, "true"), (False, "false"), (0, "0"), ("", ""),
-     ({"a": [1, "x"]}, '{"a":[1,"x"]}'), ([1, 2], "[1,2]")],
+    [
+        ("s", "s"),
+        (3, "3"),
+        (2.5, "2.5"),
+        (True, "true"),
+        (False, "false"),
+        (0, "0"),
+        ("", ""),
+        ({"a": [1, "x"]}, '{"a":[1,"x"]}'),
+        ([1, 2], "[1,2]"),
+    ],
 )
 def test_values_insert_as_text_and_json(value, text):
     assert render("[{{v}}]", v=value) == f"[{text}]"
@@ -39,8 +49,17 @@ def test_helicone_typed_form():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(True, "yes"), ("text", "yes"), (0, "yes"), ({"k": 1}, "yes"), ([1], "yes"),
-     (False, "no"), (None, "no"), ([], "no"), ("", "no")],
+    [
+        (True, "yes"),
+        ("text", "yes"),
+        (0, "yes"),
+        ({"k": 1}, "yes"),
+        ([1], "yes"),
+        (False, "no"),
+        (None, "no"),
+        ([], "no"),
+        ("", "no"),
+    ],
 )
 def test_section_truthiness(value, expected):
     assert render("{{#v}}yes{{/v}}{{^v}}no{{/v}}", v=value) == expected
@@ -52,7 +71,10 @@ def test_missing_section_is_falsy():
 
 def test_list_sections_iterate_with_dot_and_object_keys():
     assert render("{{#xs}}<{{.}}>{{/xs}}", xs=[1, "a", True]) == "<1><a><true>"
-    assert render("{{#people}}{{name}}@{{team}};{{/people}}", people=[{"name": "A"}, {"name": "B", "team": "y"}], team="x") == "A@x;B@y;"
+    assert (
+        render("{{#people}}{{name}}@{{team}};{{/people}}", people=[{"name": "A"}, {"name": "B", "team": "y"}], team="x")
+        == "A@x;B@y;"
+    )
 
 
 def test_nested_sections():
@@ -110,9 +132,15 @@ _value = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(_text, st.sampled_from(["a", "b", "c"])), max_size=6), _text, st.dictionaries(st.sampled_from(["a", "b", "c"]), _value))
+@given(
+    st.lists(st.tuples(_text, st.sampled_from(["a", "b", "c"])), max_size=6),
+    _text,
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), _value),
+)
 def test_rendering_never_raises_and_round_trips_literal_text(pieces, tail, variables):
-    source = "".join(text.replace("{{", "\\{{") + "{{" + name + "}}" for text, name in pieces) + tail.replace("{{", "\\{{")
+    source = "".join(text.replace("{{", "\\{{") + "{{" + name + "}}" for text, name in pieces) + tail.replace(
+        "{{", "\\{{"
+    )
     rendered = Template(source).render(variables)
     from promptd.prompts.template import to_text
 

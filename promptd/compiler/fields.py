@@ -75,7 +75,9 @@ def take_prompt_ref(body: dict[str, Any]) -> PromptRef | None:
             raise _fail("`prompt` must be an object {id, version?, variables?}", "prompt")
         unknown = [k for k in prompt if k not in _PROMPT_OBJECT_KEYS]
         if unknown:
-            raise _fail(f"`prompt` has unknown key `{unknown[0]}` (allowed: id, version, variables)", f"prompt.{unknown[0]}")
+            raise _fail(
+                f"`prompt` has unknown key `{unknown[0]}` (allowed: id, version, variables)", f"prompt.{unknown[0]}"
+            )
         if "id" in prompt:
             ids.append(("prompt.id", prompt["id"]))
         if "version" in prompt:

@@ -9,9 +9,9 @@ from aiohttp import web
 
 from promptd.compiler.preview import preview
 from promptd.compiler.resolve import find_prompt
-from promptd.http.envelope import Exchange
 from promptd.errors import NotFound
 from promptd.http.body import decode_object, read_body
+from promptd.http.envelope import Exchange
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
 from promptd.prompts.files import Prompt

@@ -31,14 +31,16 @@ async def chat_completions(request: web.Request, state: AppState, exchange: Exch
     if ref is None:
         model = body.get("model")
         if not model or model.__class__ is not str:
-            raise BadRequest("`model` is required (or send `prompt_id` for a prompt that sets one)", code="model_required", param="model")
+            raise BadRequest(
+                "`model` is required (or send `prompt_id` for a prompt that sets one)",
+                code="model_required",
+                param="model",
+            )
         outgoing: bytes = raw
     else:
         exchange.prompt_id = ref.id
         started = time.perf_counter()
-        compiled = compile_request(
-            state.prompts.current, ref, body, state.settings.default_environment
-        )
+        compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment)
         body = compiled.body
         model = body["model"]
         version = compiled.version
@@ -68,6 +70,6 @@ async def passthrough(request: web.Request, state: AppState, exchange: Exchange)
     exchange.model = model
     exchange.upstream = upstream.name
     path = request.raw_path[3:]  # "/v1/embeddings?x=1" -> "/embeddings?x=1"
-    return await upstream.forward(Call(request, state, exchange, path, raw, None, {"x-request-id": exchange.request_id}))
-
-
+    return await upstream.forward(
+        Call(request, state, exchange, path, raw, None, {"x-request-id": exchange.request_id})
+    )

@@ -9,7 +9,7 @@ import itertools
 import logging
 import os
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -28,8 +28,19 @@ class Exchange:
     """What one request did, for the metrics and the access log."""
 
     __slots__ = (
-        "endpoint", "request_id", "started", "prompt_id", "version", "environment",
-        "upstream", "model", "upstream_ttfb", "upstream_wait", "first_byte", "bytes_out", "stream",
+        "endpoint",
+        "request_id",
+        "started",
+        "prompt_id",
+        "version",
+        "environment",
+        "upstream",
+        "model",
+        "upstream_ttfb",
+        "upstream_wait",
+        "first_byte",
+        "bytes_out",
+        "stream",
     )
 
     def __init__(self, endpoint: str, request: web.Request) -> None:
@@ -77,7 +88,9 @@ def prompt_label(state: AppState, prompt_id: str | None) -> str:
     return prompt_id if prompt_id in state.prompts.current.prompts else UNKNOWN
 
 
-def endpoint(name: str, handler: Handler, *, auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def endpoint(
+    name: str, handler: Handler, *, auth: bool = True
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[APP_STATE]
         exchange = Exchange(name, request)
@@ -128,8 +141,20 @@ def _finish(
         bytes_out = response.content_length or 0
     access_log.record(
         (
-            time.time(), exchange.request_id, request.method, request.raw_path, status, exchange.endpoint,
-            prompt_id, exchange.version, exchange.environment, exchange.upstream, exchange.model,
-            duration, overhead, exchange.upstream_ttfb, bytes_out,
+            time.time(),
+            exchange.request_id,
+            request.method,
+            request.raw_path,
+            status,
+            exchange.endpoint,
+            prompt_id,
+            exchange.version,
+            exchange.environment,
+            exchange.upstream,
+            exchange.model,
+            duration,
+            overhead,
+            exchange.upstream_ttfb,
+            bytes_out,
         )
     )

@@ -62,8 +62,20 @@ def setup_logging(level: str = "info", stream: IO[str] | None = None) -> None:
 
 
 ACCESS_FIELDS = (
-    "request_id", "method", "path", "status", "endpoint", "prompt_id", "prompt_version", "environment",
-    "upstream", "model", "duration_ms", "overhead_ms", "upstream_ttfb_ms", "bytes_out",
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "endpoint",
+    "prompt_id",
+    "prompt_version",
+    "environment",
+    "upstream",
+    "model",
+    "duration_ms",
+    "overhead_ms",
+    "upstream_ttfb_ms",
+    "bytes_out",
 )
 _PID = os.getpid()
 
@@ -99,7 +111,7 @@ class AccessLog:
         lines = []
         for now, *values in pending:
             entry = {"ts": timestamp(now), "level": "info", "logger": "promptd.access"}
-            entry.update(zip(ACCESS_FIELDS, values))
+            entry.update(zip(ACCESS_FIELDS, values, strict=True))
             for key in ("duration_ms", "overhead_ms", "upstream_ttfb_ms"):
                 if entry[key] is not None:
                     entry[key] = round(entry[key] * 1000, 3)

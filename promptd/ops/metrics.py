@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,8 +22,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    generate_latest,
     gc_collector,
+    generate_latest,
     multiprocess,
     platform_collector,
     process_collector,
@@ -37,11 +38,44 @@ NONE = "none"
 
 # Fine enough to tell 50 µs from 100 µs: promptd's own time is tens of microseconds.
 OVERHEAD_BUCKETS = (
-    0.00001, 0.000025, 0.00005, 0.000075, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005,
-    0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.000075,
+    0.0001,
+    0.00015,
+    0.0002,
+    0.0003,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
 )
 DURATION_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
 )
 
 HELP = {
@@ -72,7 +106,7 @@ class _Buckets:
 
     def exposition(self) -> list[tuple[str, float]]:
         out, total = [], 0
-        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts):
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True):
             total += count
             out.append((bound, total))
         return out
@@ -122,13 +156,19 @@ class LoopMetrics(Collector):
             requests.add_metric(labels, count)
         yield requests
         yield self._histogram("promptd_request_duration_seconds", "duration", ["endpoint", "prompt_id"], self.duration)
-        yield self._histogram("promptd_overhead_seconds", "overhead", ["endpoint"], {(k,): v for k, v in self.overhead.items()})
+        yield self._histogram(
+            "promptd_overhead_seconds", "overhead", ["endpoint"], {(k,): v for k, v in self.overhead.items()}
+        )
         yield self._histogram("promptd_compile_duration_seconds", "compile", [], {(): self.compile})
-        yield self._histogram("promptd_upstream_ttfb_seconds", "ttfb", ["upstream"], {(k,): v for k, v in self.ttfb.items()})
+        yield self._histogram(
+            "promptd_upstream_ttfb_seconds", "ttfb", ["upstream"], {(k,): v for k, v in self.ttfb.items()}
+        )
         yield GaugeMetricFamily("promptd_inflight_requests", HELP["inflight"], value=self.inflight)
 
     @staticmethod
-    def _histogram(name: str, help_key: str, labels: list[str], series: dict[tuple[str, ...], _Buckets]) -> HistogramMetricFamily:
+    def _histogram(
+        name: str, help_key: str, labels: list[str], series: dict[tuple[str, ...], _Buckets]
+    ) -> HistogramMetricFamily:
         family = HistogramMetricFamily(name, HELP[help_key], labels=labels)
         for values, buckets in list(series.items()):
             family.add_metric(list(values), buckets.exposition(), sum_value=buckets.sum)
@@ -139,14 +179,28 @@ class SharedMetrics:
     """The same interface as `LoopMetrics`, on prometheus-client's multiprocess files."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._requests = Counter("promptd_requests", HELP["requests"], ["endpoint", "prompt_id", "status"], registry=registry)
-        self._duration = Histogram("promptd_request_duration_seconds", HELP["duration"], ["endpoint", "prompt_id"],
-                                   buckets=DURATION_BUCKETS, registry=registry)
-        self._overhead = Histogram("promptd_overhead_seconds", HELP["overhead"], ["endpoint"],
-                                   buckets=OVERHEAD_BUCKETS, registry=registry)
-        self._compile = Histogram("promptd_compile_duration_seconds", HELP["compile"], buckets=OVERHEAD_BUCKETS, registry=registry)
-        self._ttfb = Histogram("promptd_upstream_ttfb_seconds", HELP["ttfb"], ["upstream"], buckets=DURATION_BUCKETS, registry=registry)
-        self._inflight = Gauge("promptd_inflight_requests", HELP["inflight"], registry=registry, multiprocess_mode="livesum")
+        self._requests = Counter(
+            "promptd_requests", HELP["requests"], ["endpoint", "prompt_id", "status"], registry=registry
+        )
+        self._duration = Histogram(
+            "promptd_request_duration_seconds",
+            HELP["duration"],
+            ["endpoint", "prompt_id"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self._overhead = Histogram(
+            "promptd_overhead_seconds", HELP["overhead"], ["endpoint"], buckets=OVERHEAD_BUCKETS, registry=registry
+        )
+        self._compile = Histogram(
+            "promptd_compile_duration_seconds", HELP["compile"], buckets=OVERHEAD_BUCKETS, registry=registry
+        )
+        self._ttfb = Histogram(
+            "promptd_upstream_ttfb_seconds", HELP["ttfb"], ["upstream"], buckets=DURATION_BUCKETS, registry=registry
+        )
+        self._inflight = Gauge(
+            "promptd_inflight_requests", HELP["inflight"], registry=registry, multiprocess_mode="livesum"
+        )
 
     def started(self) -> None:
         self._inflight.inc()
@@ -184,20 +238,31 @@ class Metrics:
             platform_collector.PlatformCollector(registry=registry)
             gc_collector.GCCollector(registry=registry)
         self.upstream_errors = Counter(
-            "promptd_upstream_errors", "Upstream failures: connect, timeout, reset, status_5xx.",
-            ["upstream", "kind"], registry=registry,
+            "promptd_upstream_errors",
+            "Upstream failures: connect, timeout, reset, status_5xx.",
+            ["upstream", "kind"],
+            registry=registry,
         )
         self.prompt_errors = Counter(
-            "promptd_prompt_errors", "Requests refused while compiling a prompt, by prompt and error code.",
-            ["prompt_id", "code"], registry=registry,
+            "promptd_prompt_errors",
+            "Requests refused while compiling a prompt, by prompt and error code.",
+            ["prompt_id", "code"],
+            registry=registry,
         )
-        self.reloads = Counter("promptd_config_reloads", "Prompt set reloads, by result.", ["result"], registry=registry)
+        self.reloads = Counter(
+            "promptd_config_reloads", "Prompt set reloads, by result.", ["result"], registry=registry
+        )
         self.generation = Gauge(
-            "promptd_config_generation", "Generation of the prompt set being served.",
-            registry=registry, multiprocess_mode="livemax",
+            "promptd_config_generation",
+            "Generation of the prompt set being served.",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.prompts_loaded = Gauge(
-            "promptd_prompts_loaded", "Prompts in the set being served.", registry=registry, multiprocess_mode="livemax",
+            "promptd_prompts_loaded",
+            "Prompts in the set being served.",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
 
     def upstream_error(self, upstream: str, kind: str) -> None:

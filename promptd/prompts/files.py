@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
-from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
 from promptd.prompts.template import HC_TYPES, Template, TemplateSyntaxError
 from promptd.prompts.variables import CHECKS, MISSING, TYPES, Rule, Rules
+from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
 
 PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESERVED_PARAMS = {
@@ -76,7 +76,7 @@ class MessageTemplate:
         if isinstance(decl.content, str):
             self.template = templates[0]
         else:
-            self.parts = list(zip(decl.content, templates))
+            self.parts = list(zip(decl.content, templates, strict=True))
         self.static: dict[str, Any] | None = None
         if all(t is None or t.constant is not None for t in templates):
             self.static = self.render({})
@@ -100,9 +100,7 @@ class MessageTemplate:
 class PromptVersion:
     __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl", "headers")
 
-    def __init__(
-        self, prompt_id: str, decl: VersionDecl, messages: tuple[MessageTemplate, ...], rules: Rules
-    ) -> None:
+    def __init__(self, prompt_id: str, decl: VersionDecl, messages: tuple[MessageTemplate, ...], rules: Rules) -> None:
         self.prompt_id = prompt_id
         self.number = decl.version
         self.model = decl.model
@@ -190,7 +188,10 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
     prompt_id = decl.id if decl.id is not None else default_id
     if not PROMPT_ID.match(prompt_id):
         where = "id" if decl.id is not None else ""
-        problem(where, f'prompt id "{prompt_id}" must be 1-128 characters of A-Z a-z 0-9 _ . - starting with a letter or digit')
+        problem(
+            where,
+            f'prompt id "{prompt_id}" must be 1-128 characters of A-Z a-z 0-9 _ . - starting with a letter or digit',
+        )
 
     versions: dict[int, PromptVersion] = {}
     for index, version_decl in enumerate(decl.versions):
@@ -287,8 +288,12 @@ def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, probl
             ok = False
             continue
         check = CHECKS[var.type]
-        if name in typed and HC_TYPES[typed[name]] != var.type and not (typed[name] == "number" and var.type == "integer"):
-            problem(f"{v_key}.type", f'declared {var.type} but the template types it {typed[name]}')
+        if (
+            name in typed
+            and HC_TYPES[typed[name]] != var.type
+            and not (typed[name] == "number" and var.type == "integer")
+        ):
+            problem(f"{v_key}.type", f"declared {var.type} but the template types it {typed[name]}")
             ok = False
         if var.default is not msgspec.UNSET and var.default is not None and not check(var.default):
             problem(f"{v_key}.default", f"default {orjson.dumps(var.default).decode()} is not a {var.type}")
@@ -299,7 +304,9 @@ def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, probl
                 ok = False
             for e_index, value in enumerate(var.enum):
                 if not check(value):
-                    problem(f"{v_key}.enum[{e_index}]", f"enum value {orjson.dumps(value).decode()} is not a {var.type}")
+                    problem(
+                        f"{v_key}.enum[{e_index}]", f"enum value {orjson.dumps(value).decode()} is not a {var.type}"
+                    )
                     ok = False
             if var.default is not msgspec.UNSET and var.default not in var.enum:
                 problem(f"{v_key}.default", "default is not one of the enum values")

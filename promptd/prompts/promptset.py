@@ -12,10 +12,10 @@ import hashlib
 import os
 import pickle
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 from promptd.errors import ConfigError
 from promptd.prompts.files import FileResult, Prompt, compile_prompt_file
@@ -31,7 +31,7 @@ class PromptSet:
     loaded_at: float = 0.0
     warnings: tuple[str, ...] = ()
 
-    def with_generation(self, generation: int) -> "PromptSet":
+    def with_generation(self, generation: int) -> PromptSet:
         return replace(self, generation=generation, loaded_at=time.time())
 
     @property
@@ -111,9 +111,7 @@ def scan(
 _PACK_ENTRIES = 500
 
 
-def scan_packed(
-    directories: tuple[Path, ...], known: Mapping[str, FileKey]
-) -> tuple[list[bytes], dict[str, bytes]]:
+def scan_packed(directories: tuple[Path, ...], known: Mapping[str, FileKey]) -> tuple[list[bytes], dict[str, bytes]]:
     """`scan` for a builder process, its result pickled in small pieces: one
     `pickle.loads` holds the GIL for its whole run, so the serving process
     unpickles piece by piece (`unpack`) instead of 15 MB at once."""

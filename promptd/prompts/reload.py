@@ -13,10 +13,10 @@ import logging
 import multiprocessing
 import sys
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import AsyncIterator
 
 import watchfiles
 

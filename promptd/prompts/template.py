@@ -94,9 +94,7 @@ class Template:
         if self.constant is not None:
             return self.constant
         if self._flat:
-            return "".join(
-                [n if n.__class__ is str else to_text(variables.get(n.name)) for n in self.nodes]
-            )
+            return "".join([n if n.__class__ is str else to_text(variables.get(n.name)) for n in self.nodes])
         out: list[str] = []
         _render(self.nodes, [variables], out)
         return "".join(out)
@@ -127,9 +125,7 @@ class Template:
                     raise TemplateSyntaxError(f'closing tag "{{{{/{name}}}}}" has no open section')
                 open_name, inverted, body = stack.pop()
                 if open_name != name:
-                    raise TemplateSyntaxError(
-                        f'section "{open_name}" is closed by "{{{{/{name}}}}}"'
-                    )
+                    raise TemplateSyntaxError(f'section "{open_name}" is closed by "{{{{/{name}}}}}"')
                 stack[-1][2].append(Section(name, inverted, tuple(body)))
             elif inner == ".":
                 if len(stack) == 1:
@@ -150,9 +146,7 @@ class Template:
     @staticmethod
     def _literal(nodes: list[Any], text: str) -> None:
         if "{{" in text:
-            raise TemplateSyntaxError(
-                'unterminated tag: "{{" without "}}" (write \\{{ for a literal "{{")'
-            )
+            raise TemplateSyntaxError('unterminated tag: "{{" without "}}" (write \\{{ for a literal "{{")')
         if text:
             nodes.append(text)
 

@@ -6,7 +6,8 @@ All problems of one request are collected and reported together as
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from promptd.errors import BadRequest
 
@@ -50,6 +51,7 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "array": _is_array,
     "any": _is_any,
 }
+
 
 class _Missing:
     """No default. A named singleton, so it stays itself through pickling."""
@@ -129,9 +131,7 @@ class Rules:
                 problems.append({"variable": rule.name, "problem": "wrong_type", "expected": rule.type})
             elif rule.enum is not None and value not in rule.enum:
                 problems = problems or []
-                problems.append(
-                    {"variable": rule.name, "problem": "not_in_enum", "expected": list(rule.enum)}
-                )
+                problems.append({"variable": rule.name, "problem": "not_in_enum", "expected": list(rule.enum)})
         if problems:
             raise invalid_variables(problems)
         return context

@@ -26,8 +26,8 @@ class Call:
     def __init__(
         self,
         request: web.Request,
-        state: "AppState",
-        exchange: "Exchange",
+        state: AppState,
+        exchange: Exchange,
         path: str,
         raw: bytes,
         body: dict[str, Any] | None,

@@ -39,7 +39,7 @@ class UpstreamResponse:
 
     __slots__ = ("status", "reason", "headers", "content_length", "content_type", "next_chunk", "_conn")
 
-    def __init__(self, conn: "_Connection", status: int, reason: str, headers: list[tuple[str, str]]) -> None:
+    def __init__(self, conn: _Connection, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         self._conn = conn
         self.next_chunk = conn.next_chunk
         self.status = status
@@ -70,7 +70,7 @@ class UpstreamResponse:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, pool: "_Pool") -> None:
+    def __init__(self, pool: _Pool) -> None:
         self.pool = pool
         self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
@@ -153,7 +153,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     # -- the request
-    def send(self, request: bytes, read_timeout: float, head_only: bool) -> "asyncio.Future[UpstreamResponse]":
+    def send(self, request: bytes, read_timeout: float, head_only: bool) -> asyncio.Future[UpstreamResponse]:
         self._reset_message()
         self.head_only = head_only
         self.head = self.loop.create_future()
@@ -208,7 +208,9 @@ class _Connection(asyncio.Protocol):
             return
         quiet = self.loop.time() - self.last_data
         if quiet >= self.read_timeout:
-            self._fail(UpstreamFailure("timeout", self.started, f"no data from the upstream for {self.read_timeout:g} s"))
+            self._fail(
+                UpstreamFailure("timeout", self.started, f"no data from the upstream for {self.read_timeout:g} s")
+            )
         else:
             self.timer = self.loop.call_at(self.last_data + self.read_timeout, self._check_timeout)
 
@@ -267,13 +269,20 @@ class _Pool:
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await self.loop.create_connection(
-                    lambda: _Connection(self), self.host, self.port,
-                    ssl=self.tls, server_hostname=self.host if self.tls else None,
+                    lambda: _Connection(self),
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.host if self.tls else None,
                 )
         except TimeoutError:
-            raise UpstreamFailure("timeout", False, f"connecting to {self.host}:{self.port} took over {timeout:g} s") from None
+            raise UpstreamFailure(
+                "timeout", False, f"connecting to {self.host}:{self.port} took over {timeout:g} s"
+            ) from None
         except OSError as exc:
-            raise UpstreamFailure("connect", False, f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
+            raise UpstreamFailure(
+                "connect", False, f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
         return conn
 
     def close(self) -> None:

@@ -20,8 +20,16 @@ if TYPE_CHECKING:
 
 HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
-        "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
     }
 )
 # Not copied to the upstream: hop-by-hop, what the client writes itself (Host, Content-Length),
@@ -32,8 +40,6 @@ _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "x-request-id"}
 _BUFFER_LIMIT = 1024 * 1024  # non-SSE answers up to this size are read whole and sent at once
 _SSE = "text/event-stream"
 _JSON = "application/json"
-
-
 
 
 class HttpUpstream(Upstream):
@@ -52,7 +58,9 @@ class HttpUpstream(Upstream):
         return await relay(self, call)
 
 
-def upstream_headers(request: web.Request, upstream: HttpUpstream, request_id: str, auth_consumed: bool) -> list[tuple[str, str]]:
+def upstream_headers(
+    request: web.Request, upstream: HttpUpstream, request_id: str, auth_consumed: bool
+) -> list[tuple[str, str]]:
     """The client's headers less hop-by-hop ones and its credentials; then the
     upstream's key, or the client's Authorization when the upstream has none."""
     headers = [(name, value) for name, value in request.headers.items() if name.lower() not in _DROP_REQUEST]
@@ -168,5 +176,3 @@ async def _relay_stream(
     exchange.bytes_out = sent_bytes
     await out.write_eof()
     return True
-
-

@@ -9,11 +9,11 @@ from __future__ import annotations
 import fnmatch
 import re
 
+from promptd.errors import BadRequest
+from promptd.settings import UpstreamSettings
 from promptd.upstreams.base import Upstream
 from promptd.upstreams.echo import EchoUpstream
 from promptd.upstreams.http import HttpUpstream
-from promptd.errors import BadRequest
-from promptd.settings import UpstreamSettings
 
 _MEMO_LIMIT = 4096
 
@@ -34,7 +34,8 @@ class Router:
         ]
         self._memo: dict[str, Upstream | None] = {}
         self.default = next((u for u in self.upstreams if u.default), None) or next(
-            (u for u in self.upstreams if not isinstance(u, EchoUpstream)), self.upstreams[0] if self.upstreams else None
+            (u for u in self.upstreams if not isinstance(u, EchoUpstream)),
+            self.upstreams[0] if self.upstreams else None,
         )
 
     def match(self, model: str) -> Upstream | None:
