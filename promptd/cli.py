@@ -1,4 +1,4 @@
-"""`promptd serve | validate | render` (DESIGN.md 4.1).
+"""The `promptd` command (README "CLI").
 
 Every startup problem is a `ConfigError`: printed one line per problem, never
 a traceback.
@@ -22,7 +22,7 @@ from promptd.compiler.resolve import resolve
 from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
 from promptd.prompts.promptset import PromptLoader, PromptSet
-from promptd.settings import DEFAULT_CONFIG, Settings, load_settings, with_overrides
+from promptd.settings import DEFAULT_CONFIG, HELP, SERVER_FLAGS, Settings, load_settings, with_overrides
 from promptd.upstreams.routing import Router
 
 log = logging.getLogger("promptd")
@@ -43,9 +43,9 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
-    serve.add_argument("--host", help="listen address (overrides server.host)")
-    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
-    serve.add_argument("--workers", type=int, help="worker processes sharing the port (overrides server.workers)")
+    for key, flag in SERVER_FLAGS.items():
+        kind = str if key == "host" else int
+        serve.add_argument(flag, type=kind, help=f"overrides server.{key}: {HELP['server.' + key]}")
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
 
     validate = commands.add_parser("validate", help="load and check the config and every prompt file")

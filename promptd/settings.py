@@ -65,6 +65,63 @@ class ConfigFile(Strict):
     auth: AuthSection = msgspec.field(default_factory=AuthSection)
 
 
+# Every config key's help: the README's configuration table, `serve --help` and
+# tests/test_docs.py are made from this table and the structs' defaults (`reference`).
+HELP: dict[str, str] = {
+    "server.host": "listen address (loopback: a sidecar)",
+    "server.port": "listen port",
+    "server.workers": "processes serving the port; >1: the parent binds it once and the workers share that socket",
+    "server.max_body_bytes": "larger request bodies get 413 `body_too_large`",
+    "server.shutdown_grace_s": "on SIGTERM: stop accepting, let in-flight requests and streams finish this long",
+    "prompts.paths": "directories of `*.toml` / `*.json` prompt files, searched recursively",
+    "prompts.watch": "hot reload on change",
+    "prompts.default_environment": "used when a request names no version or environment",
+    "upstreams[].name": "unique; appears in metrics and logs",
+    "upstreams[].type": '`"openai"` (any OpenAI-compatible API) or `"echo"` (built in, answers locally)',
+    "upstreams[].base_url": "required for `openai`: the URL the API paths are appended to, e.g. `https://api.openai.com/v1`",
+    "upstreams[].api_key": "`env:NAME`, never a literal; unset variable: the client's `Authorization` is passed through",
+    "upstreams[].models": "required: glob patterns of models routed here; first match wins",
+    "upstreams[].connect_timeout_s": "longest wait for a TCP (and TLS) connection",
+    "upstreams[].read_timeout_s": "longest silence from the upstream while waiting for or reading its answer",
+    "upstreams[].default": "where model-less `/v1/` requests (e.g. `GET /v1/models`) go",
+    "auth.api_keys": "`env:NAME` holding comma-separated keys; when set, every endpoint but `/healthz`, `/metrics` and the console page needs `Authorization: Bearer <key>`",
+}
+
+
+def reference() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every config key, in file order."""
+    sections: list[tuple[str, type[Strict]]] = [
+        ("server", ServerSection),
+        ("prompts", PromptsSection),
+        ("upstreams[]", UpstreamSection),
+        ("auth", AuthSection),
+    ]
+    rows = []
+    for section, struct in sections:
+        for info in msgspec.structs.fields(struct):
+            key = f"{section}.{info.name}"
+            if info.default is not msgspec.NODEFAULT:
+                default = info.default
+            elif info.default_factory is not msgspec.NODEFAULT:
+                default = info.default_factory()
+            else:
+                default = msgspec.NODEFAULT
+            if default is msgspec.NODEFAULT:
+                text = "required"
+            elif default is None:
+                text = "unset"
+            else:
+                text = f"`{msgspec.json.encode(default).decode().replace(',', ', ')}`"
+            rows.append((key, text, HELP[key]))
+    return rows
+
+
+def reference_markdown() -> str:
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | {default} | {text} |" for key, default, text in reference()]
+    return "\n".join(lines) + "\n"
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamSettings:
     name: str

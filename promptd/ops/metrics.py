@@ -1,4 +1,4 @@
-"""Every metric of DESIGN.md 4.2, registered in one place.
+"""Every metric of README "Metrics", registered in one place.
 
 The request path records into `LoopMetrics`: plain counters and bucket lists
 updated on the event loop thread (no locks, no label lookups), exported by a

@@ -1,6 +1,6 @@
 """One prompt file: its schema (TOML and JSON share it) and its compiled form.
 
-`compile_prompt_file` decodes the bytes, checks everything DESIGN.md 1.2 asks,
+`compile_prompt_file` decodes the bytes, checks everything README "Prompt files" says,
 parses every template once and returns a `Prompt` whose versions render
 messages without any parsing.
 """

@@ -1,4 +1,4 @@
-"""The template language of DESIGN.md 1.3, parsed once into nodes.
+"""The template language of README "Templates", parsed once into nodes.
 
 `parse()` runs when a prompt file loads and raises `TemplateSyntaxError` for any
 mistake. `Template.render()` only walks the nodes: no parsing, no regex. Values

@@ -1,4 +1,4 @@
-"""The built-in `echo` upstream (DESIGN.md 4.3): answers locally with the
+"""The built-in `echo` upstream (README "The echo upstream"): answers locally with the
 messages it received, as a `chat.completion` or as `chat.completion.chunk`
 SSE events ending in `data: [DONE]`."""
 
