@@ -6,9 +6,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from promptd.http import catalog as api
-from promptd.http import chat as gw
-from promptd.http.envelope import endpoint
+from promptd.http import catalog, chat
+from promptd.http.envelope import Handler, endpoint
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
 from promptd.prompts.promptset import PromptLoader, PromptSet
@@ -18,6 +17,24 @@ from promptd.settings import Settings
 from promptd.state import APP_STATE, AppState
 from promptd.upstreams.client import UpstreamClient
 from promptd.upstreams.routing import Router
+
+# Every route: path, endpoint name (metrics, logs), method -> handler, needs auth.
+# A method not listed gets a 405; anything under /v1/prompts that is not listed is
+# a local 404, never proxied.
+ROUTES: list[tuple[str, str, dict[str, Handler], bool]] = [
+    ("/healthz", "healthz", {"GET": catalog.healthz}, False),
+    ("/readyz", "readyz", {"GET": catalog.readyz}, True),
+    ("/metrics", "metrics", {"GET": catalog.metrics}, False),
+    ("/v1/chat/completions", "chat_completions", {"POST": chat.chat_completions}, True),
+    ("/chat/completions", "chat_completions", {"POST": chat.chat_completions}, True),
+    ("/v1/prompts", "prompts", {"GET": catalog.list_prompts}, True),
+    ("/v1/prompts/{prompt_id}", "prompt", {"GET": catalog.get_prompt}, True),
+    ("/v1/prompts/{prompt_id}/versions/{version}", "prompt_version", {"GET": catalog.get_version}, True),
+    ("/v1/prompts/{prompt_id}/render", "render", {"POST": catalog.render_prompt}, True),
+    ("/v1/prompts/{tail:.*}", "not_found", {}, True),
+    ("/v1/{tail:.*}", "passthrough", {"*": chat.passthrough}, True),
+    ("/{tail:.*}", "not_found", {}, True),
+]
 
 
 def create_app(
@@ -50,18 +67,8 @@ def create_app(
     app.cleanup_ctx.append(_reloading)
     app.cleanup_ctx.append(_flush_access_log)
 
-    chat = endpoint("chat_completions", gw.chat_completions)
-    routes = app.router
-    routes.add_get("/healthz", endpoint("healthz", api.healthz, auth=False))
-    routes.add_get("/readyz", endpoint("readyz", api.readyz))
-    routes.add_get("/metrics", endpoint("metrics", api.metrics, auth=False))
-    routes.add_post("/v1/chat/completions", chat)
-    routes.add_post("/chat/completions", chat)
-    routes.add_get("/v1/prompts", endpoint("prompts", api.list_prompts))
-    routes.add_get("/v1/prompts/{prompt_id}", endpoint("prompt", api.get_prompt))
-    routes.add_post("/v1/prompts/{prompt_id}/render", endpoint("render", api.render_prompt))
-    routes.add_route("*", "/v1/{tail:.*}", endpoint("passthrough", gw.passthrough))
-    routes.add_route("*", "/{tail:.*}", endpoint("not_found", api.not_found))
+    for path, name, methods, auth in ROUTES:
+        app.router.add_route("*", path, endpoint(name, methods, auth=auth))
     return app
 
 

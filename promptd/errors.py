@@ -35,6 +35,10 @@ ERROR_CODES: dict[str, ErrorCode] = {
         400,
         'missing / mistyped / not in enum / a media value of the wrong shape; `error.details` lists every problem: `{"variable", "problem", "expected"}`',
     ),
+    "invalid_path": ErrorCode(
+        400,
+        "a `/v1/` path with dot segments (`..`, `%2e`), empty segments or an absolute-form target: refused, never forwarded",
+    ),
     "invalid_messages": ErrorCode(400, "`messages` (or `input`) is not an array (prompt requests)"),
     "invalid_model": ErrorCode(400, "`model` is not a string (prompt requests)"),
     "model_required": ErrorCode(400, "neither the prompt version nor the request names a model"),
@@ -74,8 +78,10 @@ class PromptdError(Exception):
         code: str,
         param: str | None = None,
         details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers
         self.status = ERROR_CODES[code].status
         self.error_type = "api_error" if self.status >= 500 else "invalid_request_error"
         self.message = message
@@ -107,6 +113,10 @@ class Unauthorized(PromptdError):
 
 
 class NotFound(PromptdError):
+    pass
+
+
+class MethodNotAllowed(PromptdError):
     pass
 
 

@@ -84,7 +84,8 @@ def test_compare_url_includes_another_gateway(tmp_path):
         report = json.loads((tmp_path / "latest.json").read_text())
         compare = report["scenarios"]["compare"]["4"]
         assert compare["requests"] > 0 and compare["errors"] == 0
-        assert compare["cpu_us_per_request"] > 0 and "cpu_ratio_vs_baseline" in compare
+        # /proc counts CPU in 10 ms ticks: a quick run of an idle mock may read 0.
+        assert compare["cpu_us_per_request"] >= 0 and "cpu_ratio_vs_baseline" in compare
     finally:
         other.terminate()
         other.wait(timeout=10)

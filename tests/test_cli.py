@@ -88,7 +88,7 @@ def test_render_errors_are_one_readable_line(tmp_path):
         (("render", "support", str(config), "--version", "9"), 'promptd: --version: prompt "support" has no version 9'),
         (
             ("render", "support", str(config)),
-            "promptd: --var issue: missing (expected string); --var name: missing (expected string)\n",
+            "promptd: --var issue: missing (expected string); --var name: missing (expected any)",
         ),
         (
             ("render", "support", str(config), "--var", "issue=other", "--var", "name=x"),

@@ -15,13 +15,41 @@ from promptd.prompts.promptset import PromptSet
 
 
 class Compiled:
-    __slots__ = ("body", "prompt", "version", "environment")
+    __slots__ = ("body", "prompt", "version", "environment", "unused")
 
-    def __init__(self, body: dict[str, Any], prompt: Prompt, version: PromptVersion, environment: str | None) -> None:
+    def __init__(
+        self,
+        body: dict[str, Any],
+        prompt: Prompt,
+        version: PromptVersion,
+        environment: str | None,
+        unused: list[str],
+    ) -> None:
         self.body = body
         self.prompt = prompt
         self.version = version
         self.environment = environment
+        self.unused = unused
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The `x-promptd-*` response headers of this compilation."""
+        headers = list(self.version.headers)
+        if self.unused:
+            headers.append(("x-promptd-unused-variables", header_list(self.unused)))
+        return headers
+
+
+_HEADER_NAMES = 20
+
+
+def header_list(names: list[str]) -> str:
+    """Client-supplied names as one header value: printable ASCII, each clipped,
+    at most 20 of them."""
+    shown = [name[:64].encode("ascii", "backslashreplace").decode() for name in names[:_HEADER_NAMES]]
+    shown = ["".join(c if " " < c < "\x7f" and c != "," else "?" for c in name) for name in shown]
+    if len(names) > _HEADER_NAMES:
+        shown.append(f"(+{len(names) - _HEADER_NAMES} more)")
+    return ",".join(shown)
 
 
 def compile_request(
@@ -36,4 +64,4 @@ def compile_request(
     else:
         model = None
     out = chat.assemble(rendered, body, model)
-    return Compiled(out, resolved.prompt, resolved.version, resolved.environment)
+    return Compiled(out, resolved.prompt, resolved.version, resolved.environment, rendered.unused)

@@ -7,25 +7,27 @@ from typing import Any
 
 from promptd.errors import BadRequest
 
-PROMPT_FIELDS = frozenset(
-    {
-        "prompt_id",
-        "prompt_variables",
-        "inputs",
-        "prompt_version",
-        "environment",
-        "prompt_environment",
-        "prompt_label",
-        "prompt",
-    }
-)
-_PROMPT_OBJECT_KEYS = ("id", "version", "variables")
+# Every top-level prompt field -> what it gives (README "Prompt fields").
+FIELD_KINDS = {
+    "prompt_id": "id",
+    "prompt_variables": "variables",
+    "inputs": "variables",
+    "prompt_version": "version",
+    "version_id": "version",
+    "environment": "environment",
+    "prompt_environment": "environment",
+    "prompt_label": "environment",
+}
+# The keys of the `prompt` object (OpenAI Responses style) -> what each gives.
+PROMPT_OBJECT_KINDS = {"id": "id", "prompt_id": "id", "version": "version", "variables": "variables"}
+PROMPT_FIELDS = frozenset({*FIELD_KINDS, "prompt"})
 
 
 class PromptRef:
-    """What the request asked for, with every spelling folded into one."""
+    """What the request asked for, with every spelling folded into one.
+    `version_alias` (from `version_id`) names a version alias, else a number."""
 
-    __slots__ = ("id", "version", "environment", "variables")
+    __slots__ = ("id", "version", "version_alias", "environment", "variables")
 
     def __init__(
         self,
@@ -33,9 +35,11 @@ class PromptRef:
         version: int | None = None,
         environment: str | None = None,
         variables: dict[str, Any] | None = None,
+        version_alias: str | None = None,
     ) -> None:
         self.id = id
         self.version = version
+        self.version_alias = version_alias
         self.environment = environment
         self.variables = variables
 
@@ -60,45 +64,36 @@ def _version_number(name: str, value: Any) -> int:
 
 
 def take_prompt_ref(body: dict[str, Any]) -> PromptRef | None:
-    """Remove the prompt fields from `body` and return what they ask for;
-    None when the request has no prompt field at all."""
+    """Remove the prompt fields from `body` and return what they ask for; None
+    when the request has no prompt field (a field whose value is null is absent,
+    and is removed too)."""
     if PROMPT_FIELDS.isdisjoint(body):
         return None
-    ids: list[tuple[str, Any]] = []
-    variables: list[tuple[str, Any]] = []
-    versions: list[tuple[str, Any]] = []
-    environments: list[tuple[str, Any]] = []
-
-    if "prompt" in body:
-        prompt = body.pop("prompt")
+    given: dict[str, list[tuple[str, Any]]] = {"id": [], "variables": [], "version": [], "environment": []}
+    prompt = body.pop("prompt", None)
+    if prompt is not None:
         if prompt.__class__ is not dict:
             raise _fail("`prompt` must be an object {id, version?, variables?}", "prompt")
-        unknown = [k for k in prompt if k not in _PROMPT_OBJECT_KEYS]
-        if unknown:
-            raise _fail(
-                f"`prompt` has unknown key `{unknown[0]}` (allowed: id, version, variables)", f"prompt.{unknown[0]}"
-            )
-        if "id" in prompt:
-            ids.append(("prompt.id", prompt["id"]))
-        if "version" in prompt:
-            versions.append(("prompt.version", prompt["version"]))
-        if "variables" in prompt:
-            variables.append(("prompt.variables", prompt["variables"]))
-    if "prompt_id" in body:
-        ids.append(("prompt_id", body.pop("prompt_id")))
-    for name in ("prompt_variables", "inputs"):
+        for key, value in prompt.items():
+            kind = PROMPT_OBJECT_KINDS.get(key)
+            if kind is None:
+                raise _fail(f"`prompt` has unknown key `{clip(key)}` (allowed: id, version, variables)", "prompt")
+            if value is not None:
+                given[kind].append((f"prompt.{key}", value))
+        if not given["id"]:
+            raise _fail("`prompt` needs an `id`", "prompt.id")
+    for name, kind in FIELD_KINDS.items():
         if name in body:
-            variables.append((name, body.pop(name)))
-    if "prompt_version" in body:
-        versions.append(("prompt_version", body.pop("prompt_version")))
-    for name in ("environment", "prompt_environment", "prompt_label"):
-        if name in body:
-            environments.append((name, body.pop(name)))
+            value = body.pop(name)
+            if value is not None:
+                given[kind].append((name, value))
+    if not any(given.values()):
+        return None
 
-    id_field = _one(ids, "the prompt id")
+    id_field = _one(given["id"], "the prompt id")
     if id_field is None:
-        given = [name for name, _ in variables + versions + environments]
-        raise _fail(f"`{given[0]}` was given without `prompt_id`", "prompt_id")
+        first = next(name for found in given.values() for name, _ in found)
+        raise _fail(f"`{first}` was given without `prompt_id`", "prompt_id")
     id_name, prompt_id = id_field
     if prompt_id.__class__ is not str or not prompt_id:
         raise _fail(f"`{id_name}` must be a non-empty string", id_name)
@@ -108,32 +103,49 @@ def take_prompt_ref(body: dict[str, Any]) -> PromptRef | None:
         except ValueError as exc:
             raise _fail(f"`{id_name}` {exc}", id_name) from None
         if version is not None:
-            versions.append((f"{id_name} (@{version})", version))
+            given["version"].append((f"{id_name} (@{version})", version))
         else:
-            environments.append((f"{id_name} (@{environment})", environment))
+            given["environment"].append((f"{id_name} (@{clip(environment or '')})", environment))
 
     ref = PromptRef(prompt_id)
-    version_field = _one(versions, "the prompt version")
-    environment_field = _one(environments, "the prompt environment")
+    version_field = _one(given["version"], "the prompt version")
+    environment_field = _one(given["environment"], "the prompt environment")
     if version_field and environment_field:
         raise _fail(
             f"give a version (`{version_field[0]}`) or an environment (`{environment_field[0]}`), not both",
             environment_field[0],
         )
     if version_field:
-        ref.version = _version_number(*version_field)
+        name, value = version_field
+        if name == "version_id":
+            if value.__class__ is int and value >= 1:
+                value = str(value)
+            if value.__class__ is not str or not value:
+                raise _fail("`version_id` must be a version alias or a positive version number", name)
+            ref.version_alias = value
+        else:
+            ref.version = _version_number(name, value)
     if environment_field:
         name, environment = environment_field
         if environment.__class__ is not str or not environment:
             raise _fail(f"`{name}` must be a non-empty string", name)
         ref.environment = environment
-    variables_field = _one(variables, "the prompt variables")
+    variables_field = _one(given["variables"], "the prompt variables")
     if variables_field:
         name, values = variables_field
         if values.__class__ is not dict:
             raise _fail(f"`{name}` must be an object of variable values", name)
         ref.variables = values
     return ref
+
+
+_CLIP = 128
+
+
+def clip(text: str) -> str:
+    """A client string as it may appear in an error or a log line: at most
+    128 characters, with `...` when cut."""
+    return text if len(text) <= _CLIP else text[:_CLIP] + "..."
 
 
 def parse_selector(text: str) -> tuple[str, int | None, str | None]:

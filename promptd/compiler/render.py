@@ -13,15 +13,20 @@ from promptd.compiler.resolve import Resolved
 
 
 class Rendered:
-    __slots__ = ("resolved", "messages", "params")
+    __slots__ = ("resolved", "messages", "params", "unused")
 
-    def __init__(self, resolved: Resolved, messages: list[dict[str, Any]], params: dict[str, Any]) -> None:
+    def __init__(
+        self, resolved: Resolved, messages: list[dict[str, Any]], params: dict[str, Any], unused: list[str]
+    ) -> None:
         self.resolved = resolved
         self.messages = messages
         self.params = params
+        self.unused = unused  # the request's variables that the version does not use
 
 
 def render(resolved: Resolved, variables: dict[str, Any] | None) -> Rendered:
     version = resolved.version
-    context = version.rules.apply(variables or {})
-    return Rendered(resolved, version.render_messages(context), version.params)
+    if not variables:
+        return Rendered(resolved, version.render_messages(version.rules.apply({})), version.params, [])
+    context = version.rules.apply(variables)
+    return Rendered(resolved, version.render_messages(context), version.params, version.rules.unused(variables))

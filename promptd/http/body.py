@@ -1,13 +1,25 @@
-"""Reading a request body: the size limit, and decoding it as one JSON object."""
+"""Reading a request body: the size limit, compressed bodies, and decoding and
+encoding it as one JSON object.
+
+Bodies are decoded with msgspec (`jsonio.py`): integers beyond 64 bits stay
+exact. Bodies without prompt fields are forwarded as received, never re-encoded.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
+import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from promptd.compiler.fields import PROMPT_FIELDS
 from promptd.errors import BadRequest, BodyTooLarge
+from promptd.jsonio import decode_json
+
+# What aiohttp's server decodes itself (a body with one of these arrives decoded,
+# and is forwarded without the header).
+DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br", "zstd", "x-gzip"})
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -18,6 +30,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
+    except HttpProcessingError:
+        encoding = request.headers.get("Content-Encoding", "")[:32]
+        raise BadRequest(f"request body does not decode as Content-Encoding: {encoding}", code="invalid_json") from None
 
 
 def _too_large(limit: int) -> BodyTooLarge:
@@ -26,9 +41,63 @@ def _too_large(limit: int) -> BodyTooLarge:
 
 def decode_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = decode_json(raw)
+    except msgspec.DecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("request body nests too deep to be decoded", code="invalid_json") from None
     if body.__class__ is not dict:
         raise BadRequest("request body must be a JSON object", code="invalid_json")
     return body
+
+
+class Peek(msgspec.Struct):
+    """The few top-level fields a handler needs before (or instead of) decoding
+    the whole body: msgspec checks the whole document but builds only these,
+    as raw JSON (about 7x faster than a full decode of a large body)."""
+
+    model: msgspec.Raw = msgspec.UNSET
+    stream: msgspec.Raw = msgspec.UNSET
+    prompt_id: msgspec.Raw = msgspec.UNSET
+    prompt_variables: msgspec.Raw = msgspec.UNSET
+    inputs: msgspec.Raw = msgspec.UNSET
+    prompt_version: msgspec.Raw = msgspec.UNSET
+    version_id: msgspec.Raw = msgspec.UNSET
+    environment: msgspec.Raw = msgspec.UNSET
+    prompt_environment: msgspec.Raw = msgspec.UNSET
+    prompt_label: msgspec.Raw = msgspec.UNSET
+    prompt: msgspec.Raw = msgspec.UNSET
+
+    def prompt_fields(self) -> tuple[bool, bool]:
+        """(any prompt field with a value, any prompt field that is null)."""
+        valued = nulls = False
+        for name in PROMPT_FIELDS:
+            raw = getattr(self, name)
+            if raw is not msgspec.UNSET:
+                if bytes(raw).strip() == b"null":
+                    nulls = True
+                else:
+                    valued = True
+        return valued, nulls
+
+    def model_name(self) -> str | None:
+        """`model` when it is a string."""
+        if self.model is msgspec.UNSET:
+            return None
+        value = decode_json(self.model)
+        return value if value.__class__ is str else None
+
+
+_peek = msgspec.json.Decoder(Peek).decode
+
+
+def peek_object(raw: bytes) -> Peek:
+    """Check that `raw` is one JSON object and read its top-level fields of interest."""
+    try:
+        return _peek(raw)
+    except msgspec.ValidationError:
+        raise BadRequest("request body must be a JSON object", code="invalid_json") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("request body nests too deep to be decoded", code="invalid_json") from None

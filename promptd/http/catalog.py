@@ -2,45 +2,51 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from promptd.compiler.fields import PromptRef
 from promptd.compiler.preview import preview
-from promptd.compiler.resolve import find_prompt
-from promptd.errors import NotFound
+from promptd.compiler.resolve import find_prompt, resolve
 from promptd.http.body import decode_object, read_body
 from promptd.http.envelope import Exchange
+from promptd.jsonio import encode_json
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
 from promptd.prompts.files import Prompt
+from promptd.prompts.promptset import PromptSet
 from promptd.state import AppState
 
 _JSON = "application/json"
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type=_JSON)
+    return web.Response(body=encode_json(data), status=status, content_type=_JSON)
 
 
-def _summary(prompt: Prompt, default_environment: str) -> dict[str, Any]:
+def _summary(prompts: PromptSet, prompt: Prompt, default_environment: str) -> dict[str, Any]:
     default = prompt.versions[prompt.environments.get(default_environment, prompt.latest.number)]
+    updated = prompts.updated_at.get(prompt.id)
     return {
         "id": prompt.id,
         "description": prompt.description,
+        "model": default.model,
         "versions": sorted(prompt.versions),
         "latest": prompt.latest.number,
         "environments": prompt.environments,
+        "aliases": list(prompt.aliases),
         "default_version": default.number,
         "variables": default.rules.describe(),
         "source": prompt.source,
+        "updated_at": iso_time(updated) if updated is not None else None,
         "hash": prompt.hash,
     }
 
 
-def _prompt(state: AppState, prompt_id: str) -> Prompt:
-    return find_prompt(state.prompts.current, prompt_id)
+def iso_time(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def list_prompts(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
@@ -51,16 +57,30 @@ async def list_prompts(request: web.Request, state: AppState, exchange: Exchange
             "object": "list",
             "generation": prompts.generation,
             "hash": prompts.hash,
-            "data": [_summary(prompts.prompts[i], default_environment) for i in sorted(prompts.prompts)],
+            "data": [_summary(prompts, prompts.prompts[i], default_environment) for i in sorted(prompts.prompts)],
         }
     )
 
 
 async def get_prompt(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     exchange.prompt_id = request.match_info["prompt_id"]
-    prompt = _prompt(state, exchange.prompt_id)
-    out = _summary(prompt, state.settings.default_environment)
+    prompts = state.prompts.current
+    prompt = find_prompt(prompts, exchange.prompt_id)
+    out = _summary(prompts, prompt, state.settings.default_environment)
     out["versions"] = [prompt.versions[n].describe() for n in sorted(prompt.versions)]
+    return json_response(out)
+
+
+async def get_version(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    exchange.prompt_id = request.match_info["prompt_id"]
+    prompt = find_prompt(state.prompts.current, exchange.prompt_id)
+    exchange.prompt_id = prompt.id
+    ref = PromptRef(prompt.id, version_alias=request.match_info["version"])
+    version = resolve(state.prompts.current, ref, state.settings.default_environment).version
+    exchange.version = version.number
+    out = version.describe()
+    out["prompt_id"] = prompt.id
+    out["environments"] = sorted(env for env, number in prompt.environments.items() if number == version.number)
     return json_response(out)
 
 
@@ -102,7 +122,3 @@ async def metrics(request: web.Request, state: AppState, exchange: Exchange) -> 
     response = web.Response(body=state.metrics.render())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
-
-
-async def not_found(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
-    raise NotFound(f"{request.method} {request.path}: no such endpoint", code="not_found")

@@ -8,46 +8,53 @@ arrives: SSE chunks are written to the client untouched, one by one.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import orjson
 from aiohttp import web
 
 from promptd.compiler import compile_request
-from promptd.compiler.fields import take_prompt_ref
+from promptd.compiler.fields import clip, take_prompt_ref
 from promptd.errors import BadRequest
-from promptd.http.body import decode_object, read_body
+from promptd.http.body import decode_object, peek_object, read_body
 from promptd.http.envelope import Exchange
+from promptd.jsonio import encode_json
 from promptd.state import AppState
 from promptd.upstreams.base import Call
-
-_JSON = "application/json"
 
 
 async def chat_completions(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
     raw = await read_body(request, state.settings.max_body_bytes)
-    body = decode_object(raw)
-    ref = take_prompt_ref(body)
+    peek = peek_object(raw)
+    valued, nulls = peek.prompt_fields()
     headers: dict[str, str] = {"x-request-id": exchange.request_id}
-    if ref is None:
-        model = body.get("model")
-        if not model or model.__class__ is not str:
+    body: dict[str, Any] | None = None
+    if not valued:
+        model = peek.model_name()
+        if model is None:
             raise BadRequest(
                 "`model` is required (or send `prompt_id` for a prompt that sets one)",
                 code="model_required",
                 param="model",
             )
-        outgoing: bytes = raw
+        outgoing = raw
+        if nulls:  # null prompt fields are absent: removed, the rest forwarded as it came
+            body = decode_object(raw)
+            take_prompt_ref(body)
+            outgoing = encode_json(body)
     else:
+        body = decode_object(raw)
+        ref = take_prompt_ref(body)
+        assert ref is not None
         exchange.prompt_id = ref.id
         started = time.perf_counter()
         compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment)
         body = compiled.body
         model = body["model"]
-        version = compiled.version
-        exchange.version = version.number
+        exchange.prompt_id = compiled.prompt.id
+        exchange.version = compiled.version.number
         exchange.environment = compiled.environment
-        headers.update(version.headers)
-        outgoing = orjson.dumps(body)
+        headers.update(compiled.headers())
+        outgoing = encode_json(body)
         state.metrics.requests.compiled(time.perf_counter() - started)
     exchange.model = model
     upstream = state.router.for_model(model)
@@ -56,20 +63,49 @@ async def chat_completions(request: web.Request, state: AppState, exchange: Exch
 
 
 async def passthrough(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
-    """Any other `/v1/...` request, proxied as it is to the upstream of the body's model."""
+    """Any other `/v1/...` request, proxied as it is to the upstream of the body's
+    model. A body with prompt fields is refused: they would reach the upstream raw."""
+    path = upstream_path(request)
     raw = await read_body(request, state.settings.max_body_bytes)
     model = None
-    if raw[:1] == b"{" and request.content_type == _JSON:
+    if raw.lstrip()[:1] == b"{":
         try:
-            decoded = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            decoded = None
-        if decoded.__class__ is dict and decoded.get("model").__class__ is str:
-            model = decoded["model"]
+            peek = peek_object(raw)
+        except BadRequest:
+            peek = None  # not JSON: the upstream judges it
+        if peek is not None:
+            if peek.prompt_fields()[0]:
+                raise BadRequest(
+                    f"prompt fields are compiled only on POST /v1/chat/completions and POST /v1/responses;"
+                    f" {request.method} {clip(request.path)} would send them upstream raw",
+                    code="invalid_prompt_fields",
+                )
+            model = peek.model_name()
     upstream = state.router.for_model(model) if model else state.router.default
     exchange.model = model
     exchange.upstream = upstream.name
-    path = request.raw_path[3:]  # "/v1/embeddings?x=1" -> "/embeddings?x=1"
     return await upstream.forward(
         Call(request, state, exchange, path, raw, None, {"x-request-id": exchange.request_id})
     )
+
+
+_DOT_SEGMENTS = frozenset({".", "..", "%2e", "%2e%2e", ".%2e", "%2e."})
+
+
+def upstream_path(request: web.Request) -> str:
+    """The request's target below `/v1`, as it will be appended to an upstream's
+    base URL ("/v1/embeddings?x=1" -> "/embeddings?x=1"). Dot segments, empty
+    segments and absolute-form targets are refused, never forwarded."""
+    target = request.raw_path
+    path = target.partition("?")[0]
+    segments = path.split("/")
+    if (
+        not target.startswith("/v1/")
+        or any(segment.lower() in _DOT_SEGMENTS for segment in segments)
+        or "" in segments[2:-1]
+    ):
+        raise BadRequest(
+            f"{clip(path)}: a path with dot segments, empty segments or a scheme is not forwarded",
+            code="invalid_path",
+        )
+    return target[3:]

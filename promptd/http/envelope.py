@@ -9,11 +9,12 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from promptd.errors import InternalError, PromptdError, Unauthorized
+from promptd.compiler.fields import clip
+from promptd.errors import InternalError, MethodNotAllowed, NotFound, PromptdError, Unauthorized
 from promptd.ops.metrics import NONE, UNKNOWN
 from promptd.state import APP_STATE, AppState
 
@@ -63,8 +64,18 @@ Handler = Callable[[web.Request, AppState, Exchange], Awaitable[web.StreamRespon
 
 
 def error_response(error: PromptdError, request_id: str) -> web.Response:
-    return web.Response(
-        body=error.render(), status=error.status, content_type=_JSON, headers={"x-request-id": request_id}
+    headers = {"x-request-id": request_id}
+    if error.headers:
+        headers.update(error.headers)
+    return web.Response(body=error.render(), status=error.status, content_type=_JSON, headers=headers)
+
+
+def _no_handler(request: web.Request, allowed: str) -> PromptdError:
+    what = f"{request.method} {clip(request.path)}"
+    if not allowed:
+        return NotFound(f"{what}: no such endpoint", code="not_found")
+    return MethodNotAllowed(
+        f"{what}: method not allowed (allowed: {allowed})", code="method_not_allowed", headers={"Allow": allowed}
     )
 
 
@@ -89,8 +100,12 @@ def prompt_label(state: AppState, prompt_id: str | None) -> str:
 
 
 def endpoint(
-    name: str, handler: Handler, *, auth: bool = True
+    name: str, methods: Mapping[str, Handler], *, auth: bool = True
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """One route's handler: `methods` maps an HTTP method (or "*") to a handler;
+    none at all makes the route a 404, a method not listed a 405."""
+    allowed = ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
+
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[APP_STATE]
         exchange = Exchange(name, request)
@@ -100,8 +115,19 @@ def endpoint(
         try:
             if auth and state.api_keys:
                 check_auth(request, state.api_keys)
+            method = request.method
+            handler = methods.get(method) or methods.get("*") or (methods.get("GET") if method == "HEAD" else None)
+            if handler is None:
+                raise _no_handler(request, allowed)
             response = await handler(request, state, exchange)
         except PromptdError as error:
+            if error.code == "prompt_not_found" and state.prompts.last_reload_error:
+                served = state.prompts
+                error.message += (
+                    f"; the last reload failed: {served.last_reload_error[0]}"
+                    f"{f' (+{len(served.last_reload_error) - 1} more)' if len(served.last_reload_error) > 1 else ''};"
+                    f" still serving generation {served.current.generation}"
+                )
             if exchange.prompt_id is not None and error.status in (400, 404):
                 metrics.prompt_error(prompt_label(state, exchange.prompt_id), error.code)
             response = exchange.stream or error_response(error, exchange.request_id)

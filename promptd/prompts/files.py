@@ -48,6 +48,7 @@ class VersionDecl(Strict):
     messages: list[MessageDecl]
     model: str | None = None
     description: str | None = None
+    aliases: list[str] = msgspec.field(default_factory=list)
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     variables: dict[str, VariableDecl] = msgspec.field(default_factory=dict)
 
@@ -57,6 +58,7 @@ class PromptDecl(Strict):
     id: str | None = None
     description: str | None = None
     environments: dict[str, int] = msgspec.field(default_factory=dict)
+    aliases: list[str] = msgspec.field(default_factory=list)
 
 
 class MessageTemplate:
@@ -130,7 +132,17 @@ class PromptVersion:
 
 
 class Prompt:
-    __slots__ = ("id", "description", "source", "versions", "latest", "environments", "hash")
+    __slots__ = (
+        "id",
+        "description",
+        "source",
+        "versions",
+        "latest",
+        "environments",
+        "aliases",
+        "version_aliases",
+        "hash",
+    )
 
     def __init__(self, decl: PromptDecl, prompt_id: str, source: str, versions: dict[int, PromptVersion]) -> None:
         self.id = prompt_id
@@ -139,9 +151,11 @@ class Prompt:
         self.versions = versions
         self.latest = versions[max(versions)]
         self.environments = decl.environments
+        self.aliases = tuple(decl.aliases)
+        self.version_aliases = {alias: v.version for v in decl.versions for alias in v.aliases}
         self.hash = content_hash(
             orjson.dumps(
-                [prompt_id, decl.description, decl.environments, [v.hash for v in versions.values()]],
+                [prompt_id, decl.description, decl.environments, decl.aliases, [v.hash for v in versions.values()]],
                 option=orjson.OPT_SORT_KEYS,
             )
         )
@@ -202,6 +216,26 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
         version = _compile_version(prompt_id, version_decl, key, problem, warnings, source)
         if version is not None:
             versions[version_decl.version] = version
+
+    seen_aliases: dict[str, str] = {}
+    for index, alias in enumerate(decl.aliases):
+        if not PROMPT_ID.match(alias):
+            problem(
+                f"aliases[{index}]",
+                f'alias "{alias}" must be 1-128 characters of A-Z a-z 0-9 _ . - starting with a letter or digit',
+            )
+        elif alias == prompt_id or alias in seen_aliases:
+            problem(f"aliases[{index}]", f'alias "{alias}" is given twice (or equals the id)')
+        seen_aliases[alias] = ""
+    version_aliases: dict[str, str] = {}
+    for index, version_decl in enumerate(decl.versions):
+        for a_index, alias in enumerate(version_decl.aliases):
+            key = f"versions[{index}].aliases[{a_index}]"
+            if not alias or len(alias) > 128:
+                problem(key, "a version alias is 1-128 characters")
+            elif alias in version_aliases:
+                problem(key, f'version alias "{alias}" also names {version_aliases[alias]}')
+            version_aliases[alias] = f"version {version_decl.version}"
 
     known = {v.version for v in decl.versions}
     for name, number in decl.environments.items():
@@ -326,9 +360,9 @@ def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, probl
             )
         )
     for name in top:
-        if name not in decl.variables:
-            rules.append(Rule(name, typed.get(name, "string")))
+        if name not in decl.variables:  # undeclared: required, any non-null JSON value
+            rules.append(Rule(name, typed.get(name, "any")))
     for name in sections:
         if name not in decl.variables and name not in top:
             rules.append(Rule(name, "any", required=False))
-    return Rules(tuple(rules)) if ok else None
+    return Rules(tuple(rules), frozenset(used)) if ok else None

@@ -14,8 +14,9 @@ import pickle
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from promptd.errors import ConfigError
 from promptd.prompts.files import FileResult, Prompt, compile_prompt_file
@@ -27,6 +28,8 @@ PROMPT_SUFFIXES = (".toml", ".json")
 class PromptSet:
     prompts: Mapping[str, Prompt]
     hash: str
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # alias -> prompt id
+    updated_at: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))  # id -> file mtime
     generation: int = 0
     loaded_at: float = 0.0
     warnings: tuple[str, ...] = ()
@@ -162,6 +165,8 @@ class PromptLoader:
         problems: list[str] = []
         warnings: list[str] = []
         by_id: dict[str, Prompt] = {}
+        aliases: dict[str, str] = {}
+        updated: dict[str, float] = {}
         for path, key in entries:
             if isinstance(key, str):
                 problems.append(f"{path}: {key}")
@@ -179,6 +184,16 @@ class PromptLoader:
                 )
                 continue
             by_id[prompt.id] = prompt
+            updated[prompt.id] = key[2] / 1e9
+            for alias in prompt.aliases:
+                if alias in aliases:
+                    problems.append(f'{path}: aliases: "{alias}" is also an alias of "{aliases[alias]}"')
+                aliases[alias] = prompt.id
+        for alias, owner in aliases.items():
+            if alias in by_id:
+                problems.append(
+                    f'{by_id[owner].source}: aliases: "{alias}" is also the id of a prompt ({by_id[alias].source})'
+                )
         self._cache = cache
         if problems:
             raise ConfigError(problems)
@@ -186,4 +201,10 @@ class PromptLoader:
         for prompt_id in sorted(by_id):
             prompt = by_id[prompt_id]
             digest.update(f"{prompt_id}\0{prompt.hash}\0{prompt.source}\n".encode())
-        return PromptSet(prompts=by_id, hash=digest.hexdigest()[:16], warnings=tuple(warnings))
+        return PromptSet(
+            prompts=MappingProxyType(by_id),
+            hash=digest.hexdigest()[:16],
+            aliases=MappingProxyType(aliases),
+            updated_at=MappingProxyType(updated),
+            warnings=tuple(warnings),
+        )

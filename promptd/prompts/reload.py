@@ -21,6 +21,7 @@ from pathlib import Path
 import watchfiles
 
 from promptd.errors import ConfigError
+from promptd.prompts.files import Prompt
 from promptd.prompts.promptset import PromptLoader, PromptSet, scan_packed
 from promptd.prompts.served import ServedPrompts
 
@@ -41,12 +42,12 @@ REBUILD_SWITCH_INTERVAL_S = 0.0005
 PROCESS_BUILD_MIN_FILES = 1000
 
 
-def _dismantle(retired: PromptSet) -> None:
-    """Drop a retired set's prompts one at a time, so the GIL can switch between them.
-    Nothing else refers to the set: handlers read `served.current` without awaiting."""
-    prompts = retired.prompts
+def _release(prompts: list[Prompt]) -> None:
+    """Drop a retired set's prompts one at a time, so the GIL can switch between
+    them. The set itself is left intact and read-only: a handler that still holds
+    it sees every prompt, and whatever it still holds is freed when it lets go."""
     while prompts:
-        prompts.popitem()  # type: ignore[attr-defined]
+        prompts.pop()
 
 
 def _warm_up() -> None:
@@ -102,9 +103,13 @@ class Reloader:
         """Serve `new`; False when it equals what is served (no new generation)."""
         retired = self.served.apply(new)
         # Freeing a large set at once is one C-level cascade that holds the GIL
-        # (250 ms for 10,000 prompts): a thread takes it apart prompt by prompt.
-        asyncio.get_running_loop().run_in_executor(None, _dismantle, new if retired is None else retired)
-        return retired is not None
+        # (250 ms for 10,000 prompts): the retired prompts are referenced from a
+        # list, so the set's own mapping goes cheaply, and a thread drops them one by one.
+        changed = retired is not None
+        dropped = list((retired if retired is not None else new).prompts.values())
+        del retired
+        asyncio.get_running_loop().run_in_executor(None, _release, dropped)
+        return changed
 
     async def reload_now(self, settle: bool = False) -> bool:
         """Build aside and apply; True when a new generation was applied. With

@@ -103,10 +103,16 @@ class Rule:
 class Rules:
     """The variables of one prompt version; `apply` validates and fills defaults."""
 
-    __slots__ = ("rules",)
+    __slots__ = ("rules", "used")
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...], used: frozenset[str] = frozenset()) -> None:
         self.rules = rules
+        self.used = used  # the names the version's templates use
+
+    def unused(self, given: dict[str, Any]) -> list[str]:
+        """The given variables that no template of the version uses."""
+        used = self.used
+        return [name for name in given if name not in used]
 
     def describe(self) -> dict[str, Any]:
         return {rule.name: rule.describe() for rule in self.rules}
@@ -147,8 +153,14 @@ def invalid_variables(problems: list[dict[str, Any]]) -> BadRequest:
         else:
             parts.append(f'"{p["variable"]}" must be one of {", ".join(map(str, p["expected"]))}')
     noun = "problem" if len(problems) == 1 else "problems"
+    hint = ""
+    if any(p["problem"] == "missing" for p in problems):
+        hint = (
+            " (send it in `prompt_variables`; to make a variable optional, declare it in the prompt file"
+            ' with a `default`, or with `required = false`: [versions.variables] name = { default = "..." })'
+        )
     return BadRequest(
-        f"{len(problems)} {noun} with prompt variables: " + "; ".join(parts),
+        f"{len(problems)} {noun} with prompt variables: " + "; ".join(parts) + hint,
         code="invalid_variables",
         param="prompt_variables",
         details=problems,

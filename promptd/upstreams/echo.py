@@ -9,10 +9,10 @@ import os
 import time
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from promptd.errors import NotFound
+from promptd.jsonio import decode_json, encode_json
 from promptd.upstreams.base import Call, Upstream
 
 _CHUNK_CHARS = 48
@@ -21,7 +21,7 @@ _PREFIX = os.urandom(4).hex()
 
 
 def _usage(body: dict[str, Any], content: str) -> dict[str, int]:
-    prompt_tokens = max(1, len(orjson.dumps(body.get("messages"))) // 4)
+    prompt_tokens = max(1, len(encode_json(body.get("messages"))) // 4)
     completion_tokens = max(1, len(content) // 4)
     return {
         "prompt_tokens": prompt_tokens,
@@ -41,7 +41,7 @@ def _head(body: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def echo_completion(body: dict[str, Any]) -> bytes:
-    content = orjson.dumps(body.get("messages")).decode()
+    content = encode_json(body.get("messages")).decode()
     answer = _head(body, "chat.completion")
     answer["choices"] = [
         {
@@ -52,12 +52,12 @@ def echo_completion(body: dict[str, Any]) -> bytes:
         }
     ]
     answer["usage"] = _usage(body, content)
-    return orjson.dumps(answer)
+    return encode_json(answer)
 
 
 def echo_stream(body: dict[str, Any]) -> list[bytes]:
     """The SSE events of a streamed answer, each a complete `data: ...\\n\\n` frame."""
-    content = orjson.dumps(body.get("messages")).decode()
+    content = encode_json(body.get("messages")).decode()
     head = _head(body, "chat.completion.chunk")
     deltas: list[tuple[dict[str, Any], str | None]] = [({"role": "assistant", "content": ""}, None)]
     deltas += [({"content": content[i : i + _CHUNK_CHARS]}, None) for i in range(0, len(content), _CHUNK_CHARS)]
@@ -65,11 +65,11 @@ def echo_stream(body: dict[str, Any]) -> list[bytes]:
     events = []
     for delta, finish in deltas:
         chunk = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-        events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        events.append(b"data: " + encode_json(chunk) + b"\n\n")
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
         chunk = {**head, "choices": [], "usage": _usage(body, content)}
-        events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        events.append(b"data: " + encode_json(chunk) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events
 
@@ -83,8 +83,8 @@ class EchoUpstream(Upstream):
 
     async def forward(self, call: Call) -> web.StreamResponse:
         path = call.path.partition("?")[0]
-        if path == "/chat/completions" and call.body is not None:
-            return await _answer_chat(call, call.body)
+        if path == "/chat/completions":
+            return await _answer_chat(call, call.body if call.body is not None else decode_json(call.raw))
         raise NotFound(
             f"{call.request.method} {call.request.path}: the echo upstream answers only chat completions",
             code="not_found",
