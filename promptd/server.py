@@ -1,9 +1,14 @@
-"""Running promptd: one process on uvloop, or a supervisor of N workers that
-share the port with SO_REUSEPORT."""
+"""Running promptd: one process on uvloop, or a supervisor of N workers.
+
+With several workers the supervisor binds the port once and every worker
+serves that one socket (inherited by file descriptor), so a second promptd on
+the same port fails with "address already in use", as with one worker. A
+worker exits when its supervisor dies, even by SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
@@ -25,23 +30,58 @@ from promptd.state import APP_STATE
 log = logging.getLogger("promptd")
 
 WORKER_ENV = "PROMPTD_WORKER"
+LISTEN_FD_ENV = "PROMPTD_LISTEN_FD"
+PARENT_PID_ENV = "PROMPTD_PARENT_PID"
+# aiohttp would listen() again with its default of 128: connections beyond the
+# backlog are refused under a burst. The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 _RESTART_BACKOFF_MAX_S = 10.0
+_PR_SET_PDEATHSIG = 1
 
 
-def bind_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    sock.listen(1024)
+    try:
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the supervisor dies; if it is already
+    gone (it died before this ran), stop now."""
+    parent = int(os.environ.get(PARENT_PID_ENV, "0"))
+    if not parent:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent watch below still works
+        pass
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Where PR_SET_PDEATHSIG is not available: notice a new parent."""
+    parent = int(os.environ.get(PARENT_PID_ENV, "0"))
+    while parent and not stop.is_set():
+        if os.getppid() != parent:
+            log.error("the supervisor (pid %d) is gone; stopping", parent)
+            stop.set()
+            return
+        await asyncio.sleep(1.0)
+
+
 def run_worker(settings: Settings, prompts: PromptSet) -> int:
     """Serve in this process until SIGTERM/SIGINT, then drain and exit 0."""
+    _die_with_parent()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency everywhere but Windows
@@ -59,14 +99,18 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
         handle_signals=False,
     )
     await runner.setup()
-    reuse_port = bool(os.environ.get(WORKER_ENV))
-    try:
-        sock = bind_socket(settings.host, settings.port, reuse_port)
-    except OSError as exc:
-        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
-        await runner.cleanup()
-        return 2
-    site = web.SockSite(runner, sock)
+    inherited = os.environ.get(LISTEN_FD_ENV)
+    if inherited:
+        sock = socket.socket(fileno=int(inherited))
+        sock.setblocking(False)
+    else:
+        try:
+            sock = bind_socket(settings.host, settings.port)
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
+            await runner.cleanup()
+            return 2
+    site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
     await site.start()
     host, port = sock.getsockname()[:2]
     state = app[APP_STATE]
@@ -88,7 +132,9 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, state.reloader.request_reload)
+    parent_watch = asyncio.create_task(_watch_parent(stop))
     await stop.wait()
+    parent_watch.cancel()
     log.info("shutting down: draining in-flight requests", extra={"grace_s": settings.shutdown_grace_s})
     await runner.cleanup()
     log.info("stopped")
@@ -101,11 +147,21 @@ def supervise(settings: Settings, log_level: str) -> int:
     A worker that dies is restarted (with a growing back-off if it keeps dying);
     SIGTERM/SIGINT and SIGHUP are forwarded. Metrics of all workers are merged
     through prometheus-client's multiprocess directory."""
-    if settings.port == 0:
-        log.error("--workers > 1 needs a fixed port, not 0")
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
         return 2
+    sock.set_inheritable(True)
+    log.info("supervisor listening on http://%s:%d", *sock.getsockname()[:2], extra={"workers": settings.workers})
     metrics_dir = tempfile.mkdtemp(prefix="promptd-metrics-")
-    env = {**os.environ, WORKER_ENV: "1", MULTIPROC_ENV: metrics_dir}
+    env = {
+        **os.environ,
+        WORKER_ENV: "1",
+        MULTIPROC_ENV: metrics_dir,
+        LISTEN_FD_ENV: str(sock.fileno()),
+        PARENT_PID_ENV: str(os.getpid()),
+    }
     command = [
         sys.executable,
         "-m",
@@ -126,7 +182,7 @@ def supervise(settings: Settings, log_level: str) -> int:
     stopping = False
 
     def start(slot: int) -> None:
-        process = subprocess.Popen(command, env={**env, WORKER_ENV: str(slot + 1)})
+        process = subprocess.Popen(command, env={**env, WORKER_ENV: str(slot + 1)}, pass_fds=(sock.fileno(),))
         workers[slot] = (process, time.monotonic())
         log.info("worker %d started", slot + 1, extra={"worker": slot + 1, "pid": process.pid})
 
@@ -177,4 +233,5 @@ def supervise(settings: Settings, log_level: str) -> int:
         log.info("all workers stopped")
         return 0
     finally:
+        sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -194,3 +194,49 @@ async def test_serve_logs_are_json_and_log_level_works(daemon, tmp_path):
     raw = d.log.read_bytes().splitlines()
     assert all(line.startswith(b"{") for line in raw)
     assert not any(orjson.loads(line).get("level") == "info" for line in raw)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_second_promptd_on_the_same_port_fails(daemon, tmp_path, workers):
+    config = write_config(tmp_path, {"p.toml": PROMPT % "one"}, upstream_url="http://127.0.0.1:9/v1")
+    first = daemon(config, "--workers", workers)
+    await first.wait_ready()
+    second = subprocess.run(
+        [sys.executable, "-m", "promptd", "serve", str(config), "--port", str(first.port), "--workers", workers],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+    )
+    assert second.returncode == 2
+    assert "address already in use" in second.stderr.lower()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_workers_exit_when_the_supervisor_is_killed(daemon, tmp_path):
+    config = write_config(tmp_path, {"p.toml": PROMPT % "one"}, upstream_url="http://127.0.0.1:9/v1")
+    d = daemon(config, "--workers", "2", "--log-level", "info")
+    await d.wait_ready()
+    await asyncio.sleep(0.5)
+    pids = [line["pid"] for line in d.lines() if line.get("msg", "").startswith("worker ") and "pid" in line]
+    assert len(pids) == 2
+    d.process.kill()
+    d.process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        await asyncio.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids), "workers outlived their supervisor"
+    with socket.socket() as sock:  # and the port is free again
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", d.port))
