@@ -51,6 +51,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         404, "no such endpoint (anything under `/v1/prompts` included), or a request the `echo` upstream cannot answer"
     ),
     "method_not_allowed": ErrorCode(405, "the path exists but not for this method"),
+    "request_timeout": ErrorCode(
+        408, "the body did not arrive within `server.client_timeout_s`; the connection is closed"
+    ),
     "body_too_large": ErrorCode(413, "the body exceeds `server.max_body_bytes` (refused without reading it whole)"),
     "internal_error": ErrorCode(500, "a bug in promptd; logged with its traceback, the process keeps serving"),
     "upstream_unreachable": ErrorCode(502, "connect failure, or the connection reset before the answer started"),

@@ -19,9 +19,8 @@ import sys
 import tempfile
 import time
 
-from aiohttp import web
-
 from promptd.app import create_app
+from promptd.http.listener import LISTEN_BACKLOG, start_listening
 from promptd.ops.metrics import MULTIPROC_ENV
 from promptd.prompts.promptset import PromptSet
 from promptd.settings import Settings
@@ -32,9 +31,6 @@ log = logging.getLogger("promptd")
 WORKER_ENV = "PROMPTD_WORKER"
 LISTEN_FD_ENV = "PROMPTD_LISTEN_FD"
 PARENT_PID_ENV = "PROMPTD_PARENT_PID"
-# aiohttp would listen() again with its default of 128: connections beyond the
-# backlog are refused under a burst. The kernel caps it at net.core.somaxconn.
-LISTEN_BACKLOG = 4096
 _RESTART_BACKOFF_MAX_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
@@ -91,14 +87,6 @@ def run_worker(settings: Settings, prompts: PromptSet) -> int:
 
 async def _serve(settings: Settings, prompts: PromptSet) -> int:
     app = create_app(settings, prompts)
-    runner = web.AppRunner(
-        app,
-        handler_cancellation=True,
-        shutdown_timeout=settings.shutdown_grace_s,
-        access_log=None,
-        handle_signals=False,
-    )
-    await runner.setup()
     inherited = os.environ.get(LISTEN_FD_ENV)
     if inherited:
         sock = socket.socket(fileno=int(inherited))
@@ -108,10 +96,8 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
             sock = bind_socket(settings.host, settings.port)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
-            await runner.cleanup()
             return 2
-    site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
-    await site.start()
+    listener = await start_listening(app, settings, sock)
     host, port = sock.getsockname()[:2]
     state = app[APP_STATE]
     log.info(
@@ -136,7 +122,7 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
     await stop.wait()
     parent_watch.cancel()
     log.info("shutting down: draining in-flight requests", extra={"grace_s": settings.shutdown_grace_s})
-    await runner.cleanup()
+    await listener.drain(settings.shutdown_grace_s)
     log.info("stopped")
     return 0
 

@@ -35,6 +35,8 @@ class ServerSection(Strict):
     workers: Positive = 1
     max_body_bytes: Positive = 32 * 1024 * 1024
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    client_timeout_s: Seconds = 60.0
+    keepalive_timeout_s: Seconds = 75.0
 
 
 class PromptsSection(Strict):
@@ -72,7 +74,9 @@ HELP: dict[str, str] = {
     "server.port": "listen port",
     "server.workers": "processes serving the port; >1: the parent binds it once and the workers share that socket",
     "server.max_body_bytes": "larger request bodies get 413 `body_too_large`",
-    "server.shutdown_grace_s": "on SIGTERM: stop accepting, let in-flight requests and streams finish this long",
+    "server.shutdown_grace_s": "on SIGTERM: stop accepting, let in-flight requests and streams finish this long; then open streams get a final `shutting_down` SSE error event and close",
+    "server.client_timeout_s": "a client must send its request line, headers and body within this; else the connection is closed (a stalled body gets 408 `request_timeout`)",
+    "server.keepalive_timeout_s": "an idle keep-alive client connection is closed after this",
     "prompts.paths": "directories of `*.toml` / `*.json` prompt files, searched recursively",
     "prompts.watch": "hot reload on change",
     "prompts.default_environment": "used when a request names no version or environment",
@@ -145,6 +149,8 @@ class Settings:
     workers: int
     max_body_bytes: int
     shutdown_grace_s: float
+    client_timeout_s: float
+    keepalive_timeout_s: float
     prompt_dirs: tuple[Path, ...]
     watch: bool
     default_environment: str
@@ -239,8 +245,16 @@ def resolve_settings(raw: ConfigFile, path: Path, environ: Mapping[str, str]) ->
     if sum(up.default for up in upstreams) > 1:
         problem("upstreams", "at most one upstream can be marked default = true")
 
-    keys = env_ref("auth.api_keys", raw.auth.api_keys)
-    api_keys = tuple(k.strip() for k in (keys or "").split(",") if k.strip())
+    api_keys: tuple[str, ...] = ()
+    if raw.auth.api_keys is not None:
+        keys = env_ref("auth.api_keys", raw.auth.api_keys)
+        api_keys = tuple(k.strip() for k in (keys or "").split(",") if k.strip())
+        if not api_keys and _ENV_REF.match(raw.auth.api_keys):
+            problem(
+                "auth.api_keys",
+                f"{raw.auth.api_keys} is unset, empty or holds no key: refusing to serve without keys"
+                " (auth never fails open; remove [auth] api_keys to run without auth)",
+            )
 
     if problems:
         raise ConfigError(problems)
@@ -251,6 +265,8 @@ def resolve_settings(raw: ConfigFile, path: Path, environ: Mapping[str, str]) ->
         workers=raw.server.workers,
         max_body_bytes=raw.server.max_body_bytes,
         shutdown_grace_s=raw.server.shutdown_grace_s,
+        client_timeout_s=raw.server.client_timeout_s,
+        keepalive_timeout_s=raw.server.keepalive_timeout_s,
         prompt_dirs=prompt_dirs,
         watch=raw.prompts.watch,
         default_environment=raw.prompts.default_environment,

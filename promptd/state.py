@@ -7,6 +7,7 @@ client) changes as an attribute of these objects, never by reassigning a key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -29,6 +30,8 @@ class AppState:
     access_log: AccessLog
     api_keys: tuple[bytes, ...] = field(repr=False)
     client: UpstreamClient | None = None  # opened by the app's cleanup_ctx
+    # The requests being handled now (their `Exchange`s): SIGTERM's drain waits for them.
+    inflight: set[Any] = field(default_factory=set)
 
 
 APP_STATE = web.AppKey("promptd", AppState)

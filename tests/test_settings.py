@@ -39,8 +39,18 @@ def test_env_references_resolve(tmp_path):
     assert settings.upstreams[1].base_url == "http://x/v1"
     assert settings.api_keys == ("a", "b")
     assert "sk-1" not in repr(settings)
-    unset = load(tmp_path, text, {})
-    assert unset.upstreams[1].api_key is None and unset.api_keys == ()
+    unset = load(tmp_path, text, {"KEYS": "a"})
+    assert unset.upstreams[1].api_key is None  # an unset upstream key: the client's is passed through
+
+
+@pytest.mark.parametrize("environ", [{}, {"KEYS": ""}, {"KEYS": " , "}, {"KEYS": ",,"}])
+def test_auth_never_fails_open(tmp_path, environ):
+    text = UPSTREAM + '[auth]\napi_keys = "env:KEYS"\n'
+    found = problems(tmp_path, text, environ)
+    assert found == [
+        "auth.api_keys: env:KEYS is unset, empty or holds no key: refusing to serve without keys"
+        " (auth never fails open; remove [auth] api_keys to run without auth)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ exact. Bodies without prompt fields are forwarded as received, never re-encoded.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -14,7 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from promptd.compiler.fields import PROMPT_FIELDS
-from promptd.errors import BadRequest, BodyTooLarge
+from promptd.errors import BadRequest, BodyTooLarge, PromptdError
 from promptd.jsonio import decode_json
 
 # What aiohttp's server decodes itself (a body with one of these arrives decoded,
@@ -22,12 +23,20 @@ from promptd.jsonio import decode_json
 DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br", "zstd", "x-gzip"})
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+    """The whole body, decoded from its Content-Encoding; it must arrive within `timeout`."""
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        raise PromptdError(
+            f"the request body did not arrive within client_timeout_s ({timeout:g} s)",
+            code="request_timeout",
+            headers={"Connection": "close"},
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
     except HttpProcessingError:

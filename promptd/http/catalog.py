@@ -88,7 +88,7 @@ async def render_prompt(request: web.Request, state: AppState, exchange: Exchang
     """Body `{version?, environment?, variables?, messages?, model?, ...}`: answers the
     exact body a chat completion would send upstream, and the upstream's name."""
     exchange.prompt_id = request.match_info["prompt_id"]
-    raw = await read_body(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
     body = decode_object(raw) if raw.strip() else {}
     answer = preview(state.prompts.current, state.router, state.settings.default_environment, exchange.prompt_id, body)
     exchange.version = answer["version"]

@@ -23,7 +23,7 @@ from promptd.upstreams.base import Call
 
 
 async def chat_completions(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
-    raw = await read_body(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
     peek = peek_object(raw)
     valued, nulls = peek.prompt_fields()
     headers: dict[str, str] = {"x-request-id": exchange.request_id}
@@ -66,7 +66,7 @@ async def passthrough(request: web.Request, state: AppState, exchange: Exchange)
     """Any other `/v1/...` request, proxied as it is to the upstream of the body's
     model. A body with prompt fields is refused: they would reach the upstream raw."""
     path = upstream_path(request)
-    raw = await read_body(request, state.settings.max_body_bytes)
+    raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
     model = None
     if raw.lstrip()[:1] == b"{":
         try:

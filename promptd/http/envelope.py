@@ -42,12 +42,17 @@ class Exchange:
         "first_byte",
         "bytes_out",
         "stream",
+        "sse",
+        "at_event_boundary",
+        "transport",
+        "shut_down",
     )
 
     def __init__(self, endpoint: str, request: web.Request) -> None:
         self.endpoint = endpoint
         self.started = time.perf_counter()
-        self.request_id = request.headers.get("X-Request-Id") or f"{_REQUEST_ID_PREFIX}{next(_request_ids):08x}"
+        given = request.headers.get("X-Request-Id")
+        self.request_id = safe_id(given) if given else f"{_REQUEST_ID_PREFIX}{next(_request_ids):08x}"
         self.prompt_id: str | None = None  # as asked for; the metric label is bounded separately
         self.version: int | None = None
         self.environment: str | None = None
@@ -58,6 +63,22 @@ class Exchange:
         self.first_byte: float | None = None  # streams: seconds from start to the first byte relayed
         self.bytes_out = 0
         self.stream: web.StreamResponse | None = None  # set once a streamed answer started
+        self.sse = False  # the stream is server-sent events
+        self.at_event_boundary = True  # what was relayed so far ends with a whole SSE event
+        self.transport = request.transport
+        self.shut_down = False  # the stream was ended by SIGTERM's grace running out
+
+
+_ID_LIMIT = 128
+
+
+def safe_id(text: str) -> str:
+    """A client's request id as promptd echoes and logs it: at most 128
+    characters of printable ASCII (anything else becomes `?`)."""
+    text = text[:_ID_LIMIT]
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
 
 
 Handler = Callable[[web.Request, AppState, Exchange], Awaitable[web.StreamResponse]]
@@ -67,7 +88,10 @@ def error_response(error: PromptdError, request_id: str) -> web.Response:
     headers = {"x-request-id": request_id}
     if error.headers:
         headers.update(error.headers)
-    return web.Response(body=error.render(), status=error.status, content_type=_JSON, headers=headers)
+    response = web.Response(body=error.render(), status=error.status, content_type=_JSON, headers=headers)
+    if headers.get("Connection") == "close":
+        response.force_close()
+    return response
 
 
 def _no_handler(request: web.Request, allowed: str) -> PromptdError:
@@ -111,6 +135,8 @@ def endpoint(
         exchange = Exchange(name, request)
         metrics = state.metrics
         metrics.requests.started()
+        inflight = state.inflight
+        inflight.add(exchange)
         cancelled = False
         try:
             if auth and state.api_keys:
@@ -132,15 +158,24 @@ def endpoint(
                 metrics.prompt_error(prompt_label(state, exchange.prompt_id), error.code)
             response = exchange.stream or error_response(error, exchange.request_id)
         except asyncio.CancelledError:
-            cancelled = True
+            cancelled = not exchange.shut_down
             raise
+        except ConnectionResetError:
+            # The client went away while its answer was being written: not promptd's error.
+            if exchange.stream is None:
+                raise
+            cancelled = True
+            raise asyncio.CancelledError from None
         except Exception:
-            log.exception("unexpected error", extra={"request_id": exchange.request_id, "path": request.path})
+            log.exception("unexpected error", extra={"request_id": exchange.request_id, "path": clip(request.path)})
             response = exchange.stream or error_response(InternalError(), exchange.request_id)
         finally:
             metrics.requests.finished()
+            inflight.discard(exchange)
             if cancelled:
                 _finish(state, exchange, request, 499)  # the client went away; nginx's status for it
+            elif exchange.shut_down and exchange.stream is not None:
+                _finish(state, exchange, request, exchange.stream.status, exchange.stream)
         _finish(state, exchange, request, response.status, response)
         return response
 

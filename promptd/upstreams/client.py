@@ -23,6 +23,10 @@ import httptools
 _IDLE_LIMIT = 256  # idle keep-alive connections kept per upstream
 _IDLE_TIMEOUT_S = 30.0  # an idle connection older than this is not reused (servers drop them)
 _HIGH_WATER = 1 << 20  # pause reading the upstream when this much body waits for a slow client
+HEADER_LIMIT = 256 * 1024  # an answer whose header block is larger is refused
+# Methods that may be sent again on a new connection when a pooled one turns out to be
+# closed: nothing else is ever re-sent, since the upstream may have read it (RFC 9112 9.3.1.1).
+_RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class UpstreamFailure(Exception):
@@ -92,6 +96,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
         self.head_only = False
+        self.interim = False  # inside a 1xx answer: not the final one
+        self.header_bytes = 0
         self.last_data = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.read_timeout = 0.0
@@ -125,11 +131,29 @@ class _Connection(asyncio.Protocol):
         self.reason += status.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes > HEADER_LIMIT:
+            if self.failure is None:
+                self._fail(
+                    UpstreamFailure("reset", False, f"the upstream's response headers exceed {HEADER_LIMIT} bytes")
+                )
+            return
         self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        if self.failure is not None:
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            # 100 Continue, 103 Early Hints: interim answers, the final one follows
+            # on this connection (101 never gets here: it is an upgrade, refused).
+            self.interim = True
+            self.reason = ""
+            self.headers = []
+            self.header_bytes = 0
+            return
         self.started = True
-        response = UpstreamResponse(self, self.parser.get_status_code(), self.reason, self.headers)
+        response = UpstreamResponse(self, status, self.reason, self.headers)
         if self.head is not None and not self.head.done():
             self.head.set_result(response)
         if self.head_only:
@@ -144,7 +168,10 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
-        if self.complete:
+        if self.interim:
+            self.interim = False
+            return
+        if self.complete or self.failure is not None:
             return
         self.complete = True
         # Asked now: once the message is done, llhttp no longer knows.
@@ -182,6 +209,7 @@ class _Connection(asyncio.Protocol):
         self.buffered = 0
         if self.paused and self.transport is not None:
             self.paused = False
+            self.last_data = self.loop.time()  # the read timeout counts upstream silence only
             self.transport.resume_reading()
         return chunk
 
@@ -206,6 +234,8 @@ class _Connection(asyncio.Protocol):
         self.timer = None
         if self.complete or self.closed:
             return
+        if self.paused:  # promptd stopped reading (a slow client): the upstream is not silent
+            self.last_data = self.loop.time()
         quiet = self.loop.time() - self.last_data
         if quiet >= self.read_timeout:
             self._fail(
@@ -226,7 +256,8 @@ class _Connection(asyncio.Protocol):
         return "content-length" not in names and "transfer-encoding" not in names
 
     def release(self) -> None:
-        if self.keep_alive and not self.closed and not self.head_only:
+        """Back to the pool only when its answer was read to the end."""
+        if self.complete and self.keep_alive and not self.closed and not self.head_only and not self.body:
             self._stop_timer()
             self.pool.put(self)
         else:
@@ -372,10 +403,10 @@ class UpstreamClient:
             try:
                 return await _answer(conn, request, read_timeout, head_only)
             except UpstreamFailure as failure:
-                if failure.started or failure.kind != "reset":
+                if failure.started or failure.kind != "reset" or method not in _RETRYABLE or body:
                     raise
-                # A pooled connection the upstream had already dropped: nothing was
-                # answered, so the request is sent once more on a new connection.
+                # A pooled connection the upstream had already dropped, for a request
+                # that is safe to repeat: sent once more on a new connection.
         conn = await pool.connect(connect_timeout)
         return await _answer(conn, request, read_timeout, head_only)
 

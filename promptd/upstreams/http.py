@@ -129,6 +129,7 @@ async def relay(upstream: HttpUpstream, call: Call) -> web.StreamResponse:
         out = web.StreamResponse(status=response.status, reason=response.reason or None, headers=out_headers)
         if length is not None:
             out.content_length = length
+        exchange.sse = is_sse
         await out.prepare(request)
         exchange.stream = out
         finished = await _relay_stream(request, response, out, state, exchange, upstream, is_sse, received)
@@ -161,6 +162,7 @@ async def _relay_stream(
                 exchange.first_byte = time.perf_counter() - exchange.started
             else:
                 await out.write(chunk)
+            exchange.at_event_boundary = chunk.endswith(b"\n\n")
             sent_bytes += len(chunk)
     except UpstreamFailure as failure:
         error = _upstream_error(state, upstream, failure)
@@ -170,7 +172,8 @@ async def _relay_stream(
             if request.transport is not None:
                 request.transport.close()
             return False
-        await out.write(b"data: " + error.render() + b"\n\n")
+        prefix = b"" if exchange.at_event_boundary else b"\n\n"
+        await out.write(prefix + b"data: " + error.render() + b"\n\n")
         await out.write_eof()
         return False
     exchange.bytes_out = sent_bytes
