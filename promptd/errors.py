@@ -35,6 +35,10 @@ ERROR_CODES: dict[str, ErrorCode] = {
         400,
         'missing / mistyped / not in enum / a media value of the wrong shape; `error.details` lists every problem: `{"variable", "problem", "expected"}`',
     ),
+    "malformed_request": ErrorCode(
+        400,
+        "the HTTP request itself is malformed (request line, a header); logged without its bytes, the connection closed",
+    ),
     "invalid_path": ErrorCode(
         400,
         "a `/v1/` path with dot segments (`..`, `%2e`), empty segments or an absolute-form target: refused, never forwarded",

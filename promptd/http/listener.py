@@ -2,7 +2,7 @@
 
 aiohttp closes a connection that stays idle for its keep-alive timeout, but a
 client that sends half a request line, or headers and then a stalled body, was
-kept forever. `ClientTimeoutHandler` gives every request `client_timeout_s` to
+kept forever. `ConnectionHandler` gives every request `client_timeout_s` to
 arrive whole: the clock starts with the first byte of a request (or when the
 connection opens) and stops when its headers are in; the body is read in the
 handler under the same limit (`http/body.py`).
@@ -39,8 +39,9 @@ _SHUTTING_DOWN = PromptdError(
 ).render()
 
 
-class ClientTimeoutHandler(RequestHandler):
-    """aiohttp's connection handler with a deadline for each request's head."""
+class ConnectionHandler(RequestHandler):
+    """aiohttp's connection handler with a deadline for each request's head, and
+    malformed requests answered OpenAI-shaped and logged without their bytes."""
 
     __slots__ = ("_head_timer", "_head_count", "_client_timeout")
 
@@ -78,6 +79,29 @@ class ClientTimeoutHandler(RequestHandler):
             return
         self.force_close()
 
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp's error path: a request it could not parse (400), or a failure
+        outside promptd's endpoints. Its exception text can quote the raw request
+        (an Authorization value, a query string with a key), so only its type is logged."""
+        kind = type(exc).__name__ if exc is not None else "unknown"
+        if status >= 500:
+            log.error("error handling a request", extra={"status": status, "error": kind})
+        else:
+            log.info("malformed HTTP request refused", extra={"status": status, "error": kind})
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer had started; the connection is closed")
+        code = "internal_error" if status >= 500 else "malformed_request"
+        error = PromptdError("malformed HTTP request" if status < 500 else "internal error in promptd", code=code)
+        response = web.Response(status=status, body=error.render(), content_type="application/json")
+        response.force_close()
+        return response
+
 
 class _Site(web.BaseSite):
     """aiohttp's SockSite with promptd's connection handler and backlog."""
@@ -103,7 +127,7 @@ class _Site(web.BaseSite):
         kwargs = dict(server._kwargs)
 
         def handler() -> RequestHandler:
-            return ClientTimeoutHandler(server, loop=server._loop, client_timeout=self._client_timeout, **kwargs)
+            return ConnectionHandler(server, loop=server._loop, client_timeout=self._client_timeout, **kwargs)
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(handler, sock=self._sock, backlog=self._backlog)

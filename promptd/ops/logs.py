@@ -2,7 +2,8 @@
 
 Application logs go through `logging` with `JsonFormatter`. Access logs skip
 `logging` (it costs more than the rest of a request): `AccessLog` encodes a
-dict with orjson and writes buffered lines, flushed every 50 ms. Neither ever
+dict with orjson and writes buffered lines, flushed every 50 ms. Every line
+goes through one `LogWriter`, whose thread does the writing. Neither ever
 sees variable values, message contents, keys or Authorization headers:
 callers pass only the fields listed in README.md.
 """
@@ -10,10 +11,14 @@ callers pass only the fields listed in README.md.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import collections
 import logging
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
@@ -21,6 +26,7 @@ import orjson
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _FLUSH_AFTER_S = 0.05
 _FLUSH_ENTRIES = 512
+_QUEUE_BYTES = 4 * 1024 * 1024  # log lines waiting for a slow sink; beyond this they are dropped
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 _second = -1
@@ -49,16 +55,121 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return safe_line(entry).decode()
 
 
-def setup_logging(level: str = "info", stream: IO[str] | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+class LogWriter:
+    """Where log lines go: a bounded queue that a thread writes to the sink
+    (stderr). A slow or stuck sink (a pipe nobody reads) never blocks serving:
+    when the queue is full, new lines are dropped and counted (`dropped`,
+    exported as `promptd_log_lines_dropped_total`). Without `threaded`, lines
+    are written at once (tests)."""
+
+    def __init__(self, stream: IO[bytes] | None = None, *, threaded: bool = True, limit: int = _QUEUE_BYTES) -> None:
+        self._stream = stream
+        self._threaded = threaded
+        self._limit = limit
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._queued = 0
+        self._ready = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.on_drop: Callable[[int], None] | None = None  # told how many lines were dropped
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Whole lines, each without its newline."""
+        data = b"\n".join(lines) + b"\n"
+        if not self._threaded:
+            self._write(data)
+            return
+        with self._ready:
+            if self._queued + len(data) > self._limit:
+                self.dropped += len(lines)
+                if self.on_drop is not None:
+                    self.on_drop(len(lines))
+                return
+            self._queue.append(data)
+            self._queued += len(data)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="promptd-log-writer", daemon=True)
+                self._thread.start()
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue:
+                    self._ready.wait()
+                data = b"".join(self._queue)
+                self._queue.clear()
+            self._write(data)  # may block: only this thread waits
+            with self._ready:
+                self._queued -= len(data)
+                self._ready.notify_all()
+
+    def wait_written(self, timeout: float) -> bool:
+        """Wait until everything queued is written (at exit, in tests)."""
+        with self._ready:
+            return self._ready.wait_for(lambda: self._queued == 0, timeout)
+
+    def _write(self, data: bytes) -> None:
+        stream = self._stream or sys.stderr.buffer
+        try:
+            stream.write(data)
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take requests down
+
+
+_writer = LogWriter()
+
+
+def log_writer() -> LogWriter:
+    return _writer
+
+
+class _JsonHandler(logging.Handler):
+    def __init__(self, writer: LogWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record).encode("utf-8", "backslashreplace")
+        except Exception:  # a record that cannot be formatted is escaped, not lost
+            line = safe_line(
+                {"ts": timestamp(record.created), "level": record.levelname.lower(), "msg": repr(record.msg)}
+            )
+        self.writer.write_lines([line])
+
+
+def setup_logging(level: str = "info", stream: IO[bytes] | None = None) -> None:
+    """JSON lines on stderr (or `stream`), written by the process's `LogWriter`."""
+    global _writer
+    if stream is not None:
+        _writer = LogWriter(stream)
+    handler = _JsonHandler(_writer)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").disabled = True
+    atexit.register(_writer.wait_written, 1.0)
+
+
+def safe_line(entry: dict[str, Any]) -> bytes:
+    """One JSON line, whatever the strings hold: text that orjson refuses (lone
+    surrogates from undecodable client bytes) is escaped instead of losing the line."""
+    try:
+        return orjson.dumps(entry, default=str)
+    except TypeError:
+        return orjson.dumps(
+            {
+                key: value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
+                for key, value in entry.items()
+            },
+            default=lambda value: str(value).encode("utf-8", "backslashreplace").decode("utf-8"),
+        )
 
 
 ACCESS_FIELDS = (
@@ -89,7 +200,7 @@ class AccessLog:
 
     def __init__(self, stream: IO[bytes] | None = None) -> None:
         self.enabled = logging.getLogger("promptd.access").isEnabledFor(logging.INFO)
-        self._stream = stream
+        self._writer = LogWriter(stream, threaded=False) if stream is not None else None
         self._pending: list[tuple[Any, ...]] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -117,11 +228,5 @@ class AccessLog:
                     entry[key] = round(entry[key] * 1000, 3)
             entry["path"] = entry["path"].partition("?")[0]  # query strings can carry secrets
             entry["pid"] = _PID
-            lines.append(orjson.dumps(entry))
-        lines.append(b"")
-        stream = self._stream or sys.stderr.buffer
-        try:
-            stream.write(b"\n".join(lines))
-            stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed or full stderr must not take requests down
+            lines.append(safe_line(entry))
+        (self._writer or _writer).write_lines(lines)

@@ -32,6 +32,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from promptd.ops.logs import log_writer
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNKNOWN = "unknown"
 NONE = "none"
@@ -264,6 +266,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+
+        self.log_lines_dropped = Counter(
+            "promptd_log_lines_dropped",
+            "Log lines dropped because the log sink (stderr) did not keep up.",
+            registry=registry,
+        )
+        log_writer().on_drop = self.log_lines_dropped.inc
 
     def upstream_error(self, upstream: str, kind: str) -> None:
         self.upstream_errors.labels(upstream, kind).inc()

@@ -58,12 +58,30 @@ class HttpUpstream(Upstream):
         return await relay(self, call)
 
 
+# With auth on, the client's credentials are promptd's: none of them goes upstream.
+_CREDENTIALS = frozenset({"x-api-key", "api-key", "cookie"})
+# What aiohttp's server decodes itself: such a body is forwarded decoded, without the header.
+_DECODED = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
+
+
 def upstream_headers(
     request: web.Request, upstream: HttpUpstream, request_id: str, auth_consumed: bool
 ) -> list[tuple[str, str]]:
-    """The client's headers less hop-by-hop ones and its credentials; then the
-    upstream's key, or the client's Authorization when the upstream has none."""
-    headers = [(name, value) for name, value in request.headers.items() if name.lower() not in _DROP_REQUEST]
+    """The client's headers less hop-by-hop ones (and any its `Connection` header
+    names), its credentials and a Content-Encoding the server already decoded;
+    then the upstream's key, or the client's Authorization when the upstream has none."""
+    items = request.headers.items()
+    connection = request.headers.get("Connection")
+    drop = _DROP_REQUEST
+    if connection is not None or auth_consumed or "Content-Encoding" in request.headers:
+        drop = set(drop)
+        if connection is not None:
+            drop.update(token.strip().lower() for token in connection.split(","))
+        if auth_consumed:
+            drop.update(_CREDENTIALS)
+        if request.headers.get("Content-Encoding", "").strip().lower() in _DECODED:
+            drop.add("content-encoding")
+    headers = [(name, value) for name, value in items if name.lower() not in drop]
     if upstream.authorization is not None:
         headers.append(("Authorization", upstream.authorization))
     elif not auth_consumed:
