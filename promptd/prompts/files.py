@@ -191,6 +191,9 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
 
     try:
         decl = decode_prompt_file(source, data)
+    except RecursionError:
+        problem("", "nests too deep to be loaded")
+        return FileResult(None, problems, warnings)
     except msgspec.ValidationError as exc:
         problem(*describe_decode_error(exc))
         return FileResult(None, problems, warnings)

@@ -11,6 +11,7 @@ import gc
 import hashlib
 import os
 import pickle
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -85,23 +86,34 @@ def collector_paused() -> Iterator[None]:
 
 def scan(
     directories: tuple[Path, ...], known: Mapping[str, FileKey]
-) -> tuple[list[tuple[str, FileKey | str]], dict[str, FileResult]]:
+) -> tuple[list[tuple[str, FileKey | str | None]], dict[str, FileResult]]:
     """Stat every prompt file; read and compile the ones whose key is not in
     `known` (or that changed very recently). Returns every path in load order
-    with its key (or why it cannot be read), and the results compiled now.
+    with its key, or why it cannot be read (a string), or None for an entry
+    that is not a regular file (skipped: a FIFO must never block a reload);
+    and the results compiled now. A prompt directory that is gone or is not a
+    directory is an entry with its problem.
 
     Pure and picklable both ways: large sets run it in a builder process."""
     with collector_paused():
-        entries: list[tuple[str, FileKey | str]] = []
+        entries: list[tuple[str, FileKey | str | None]] = []
         compiled: dict[str, FileResult] = {}
+        for directory in directories:
+            if not os.path.isdir(directory):
+                entries.append((str(directory), "prompt directory is gone or is not a directory"))
         racy_before = time.time_ns() - _RACY_NS
         for path in prompt_files(directories):
             try:
                 st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    entries.append((path, None))
+                    continue
                 key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                 if known.get(path) != key or st.st_mtime_ns >= racy_before:
-                    with open(path, "rb") as f:
-                        data = f.read()
+                    data = _read_regular(path)
+                    if data is None:
+                        entries.append((path, None))
+                        continue
                     stem = os.path.splitext(os.path.basename(path))[0]
                     compiled[path] = compile_prompt_file(path, data, stem)
             except OSError as exc:
@@ -109,6 +121,19 @@ def scan(
                 continue
             entries.append((path, key))
         return entries, compiled
+
+
+def _read_regular(path: str) -> bytes | None:
+    """The file's bytes; None if it turned out not to be a regular file (opened
+    without blocking, so a FIFO swapped in after the stat cannot hang the build)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 _PACK_ENTRIES = 500
@@ -127,8 +152,8 @@ def scan_packed(directories: tuple[Path, ...], known: Mapping[str, FileKey]) -> 
 
 def unpack(
     entry_chunks: list[bytes], compiled: dict[str, bytes]
-) -> tuple[list[tuple[str, FileKey | str]], dict[str, FileResult]]:
-    entries: list[tuple[str, FileKey | str]] = []
+) -> tuple[list[tuple[str, FileKey | str | None]], dict[str, FileResult]]:
+    entries: list[tuple[str, FileKey | str | None]] = []
     for chunk in entry_chunks:
         entries += pickle.loads(chunk)
     return entries, {path: pickle.loads(data) for path, data in compiled.items()}
@@ -142,6 +167,7 @@ class PromptLoader:
     def __init__(self, directories: Iterable[Path]) -> None:
         self.directories = tuple(directories)
         self._cache: dict[str, tuple[FileKey, FileResult]] = {}
+        self._built = False  # once a set was built, an empty one is a failed reload
 
     @property
     def file_count(self) -> int:
@@ -159,7 +185,7 @@ class PromptLoader:
         with collector_paused():
             return self.assemble(*unpack(entry_chunks, compiled))
 
-    def assemble(self, entries: list[tuple[str, FileKey | str]], compiled: dict[str, FileResult]) -> PromptSet:
+    def assemble(self, entries: list[tuple[str, FileKey | str | None]], compiled: dict[str, FileResult]) -> PromptSet:
         """Cross-check the files of a scan and build the set (or raise `ConfigError`)."""
         cache: dict[str, tuple[FileKey, FileResult]] = {}
         problems: list[str] = []
@@ -168,6 +194,9 @@ class PromptLoader:
         aliases: dict[str, str] = {}
         updated: dict[str, float] = {}
         for path, key in entries:
+            if key is None:
+                warnings.append(f"{path}: not a regular file (a FIFO, socket or device); skipped")
+                continue
             if isinstance(key, str):
                 problems.append(f"{path}: {key}")
                 continue
@@ -195,8 +224,15 @@ class PromptLoader:
                     f'{by_id[owner].source}: aliases: "{alias}" is also the id of a prompt ({by_id[alias].source})'
                 )
         self._cache = cache
+        if not by_id and not problems:
+            where = ", ".join(map(str, self.directories))
+            if self._built:
+                problems.append(f"{where}: no prompt files left: a reload that would serve no prompt is refused")
+            else:
+                warnings.append(f"{where}: no prompt files found; serving an empty set")
         if problems:
             raise ConfigError(problems)
+        self._built = True
         digest = hashlib.sha256()
         for prompt_id in sorted(by_id):
             prompt = by_id[prompt_id]

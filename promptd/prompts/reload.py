@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +42,9 @@ REBUILD_SWITCH_INTERVAL_S = 0.0005
 # parsing thousands of files in a thread would share the GIL with the event loop
 # for seconds. Smaller sets rebuild in milliseconds, in a thread.
 PROCESS_BUILD_MIN_FILES = 1000
+# How often the prompt paths themselves are checked (symlink swaps, recreated directories).
+PATH_POLL_S = 0.2
+WATCH_SETTLE_S = 0.1
 
 
 def _release(prompts: list[Prompt]) -> None:
@@ -153,11 +158,26 @@ class Reloader:
             self._dirty.clear()
             try:
                 await self.reload_now(settle=True)
-            except Exception:
+            except Exception as exc:  # a bug: counted and shown like any failed reload
                 log.exception("prompt reload crashed; still serving generation %d", self.served.current.generation)
+                self.served.fail([f"the reload crashed: {type(exc).__name__}: {exc}"])
 
 
-async def watch(directories: tuple[Path, ...], reloader: Reloader, stop: asyncio.Event) -> None:
+def _identity(directories: tuple[Path, ...]) -> tuple[tuple[str, int, int] | None, ...]:
+    """What each prompt path is now: its resolved target and inode, None if gone.
+    Re-pointing a symlinked path (git-sync's `current -> rev2`) or recreating a
+    directory changes it, and inotify watches would not notice either."""
+    out = []
+    for directory in directories:
+        try:
+            st = os.stat(directory)
+            out.append((os.path.realpath(directory), st.st_ino, st.st_dev) if stat.S_ISDIR(st.st_mode) else None)
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+async def _watch_files(directories: list[Path], reloader: Reloader, stop: asyncio.Event) -> None:
     """Every change below the prompt directories asks for a rebuild, dot-files
     included: a ConfigMap's `..data` swap changes only dot-named entries."""
     async for _changes in watchfiles.awatch(
@@ -169,6 +189,37 @@ async def watch(directories: tuple[Path, ...], reloader: Reloader, stop: asyncio
         recursive=True,
     ):
         reloader.request_reload()
+
+
+async def watch(directories: tuple[Path, ...], reloader: Reloader, stop: asyncio.Event) -> None:
+    """Watch the files, and the prompt paths themselves: when a path is
+    re-pointed, removed or recreated, rebuild and watch what it is now."""
+    identity = _identity(directories)
+    while not stop.is_set():
+        present = [d for d, found in zip(directories, identity, strict=True) if found is not None]
+        watcher_stop = asyncio.Event()
+        watcher = asyncio.create_task(_watch_files(present, reloader, watcher_stop)) if present else None
+        try:
+            # Catch up on what changed while the watcher was starting (it sees only
+            # later changes): a rebuild of an unchanged set costs a stat per file.
+            await asyncio.sleep(WATCH_SETTLE_S)
+            reloader.request_reload()
+            while not stop.is_set():
+                await asyncio.sleep(PATH_POLL_S)
+                now = _identity(directories)
+                if now != identity:
+                    identity = now
+                    reloader.request_reload()
+                    break
+                if watcher is not None and watcher.done():
+                    if not watcher.cancelled() and watcher.exception() is not None:
+                        log.error("the file watcher stopped: %s; watching again", watcher.exception())
+                    break
+        finally:
+            watcher_stop.set()
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
 
 
 async def reload_context(reloader: Reloader, directories: tuple[Path, ...], watch_files: bool) -> AsyncIterator[None]:
