@@ -220,3 +220,104 @@ async def test_large_sets_rebuild_in_a_builder_process(make_gateway, monkeypatch
     assert await served(client, "p2") == "start 2"
     (prompts / "p2.toml").write_text(prompt("fixed"))
     await wait_until(lambda: _equals(client, "fixed", "p2"), timeout=5)
+
+
+async def _gateway_on_path(aiohttp_client, root: Path, prompts_path: str):
+    """promptd whose prompts.paths is `prompts_path` under `root` (created by the caller)."""
+    from promptd.app import create_app
+    from promptd.ops.logs import AccessLog
+    from promptd.settings import load_settings
+
+    (root / "promptd.toml").write_text(
+        f'[prompts]\npaths = ["{prompts_path}"]\nwatch = true\n'
+        '[[upstreams]]\nname = "mock"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["gpt-*"]\n'
+    )
+    app = create_app(load_settings(root, environ={}), access_log=AccessLog(stream=_NullSink()))
+    client = await aiohttp_client(app)
+    await asyncio.sleep(0.3)  # let the watcher start
+    return client
+
+
+class _NullSink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+async def test_a_re_pointed_symlinked_path_is_served(aiohttp_client, tmp_path):
+    """git-sync: prompts.paths = ["current"], and `current -> rev1` becomes `current -> rev2`."""
+    for rev, text in (("rev1", "one"), ("rev2", "two")):
+        (tmp_path / rev).mkdir()
+        (tmp_path / rev / "p.toml").write_text(prompt(text))
+    (tmp_path / "current").symlink_to("rev1")
+    client = await _gateway_on_path(aiohttp_client, tmp_path, "current")
+    assert await served(client) == "one"
+    (tmp_path / "next").symlink_to("rev2")
+    os.replace(tmp_path / "next", tmp_path / "current")  # the atomic swap git-sync does
+    took = await wait_until(lambda: _equals(client, "two"))
+    assert took < 1.0
+    (tmp_path / "rev2" / "p.toml").write_text(prompt("three"))  # and the new target is watched
+    await wait_until(lambda: _equals(client, "three"))
+
+
+async def test_a_deleted_then_recreated_directory_is_watched_again(aiohttp_client, tmp_path):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "p.toml").write_text(prompt("one"))
+    client = await _gateway_on_path(aiohttp_client, tmp_path, "prompts")
+    (tmp_path / "prompts" / "p.toml").unlink()
+    (tmp_path / "prompts").rmdir()
+    await wait_until(lambda: _reload_error(client, "gone or is not a directory"))
+    assert await served(client) == "one"  # the last good set keeps serving
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "p.toml").write_text(prompt("two"))
+    await wait_until(lambda: _equals(client, "two"))
+    (tmp_path / "prompts" / "p.toml").write_text(prompt("three"))
+    await wait_until(lambda: _equals(client, "three"))
+    assert (await readyz(client))["last_reload_error"] is None
+
+
+async def _reload_error(client, text: str) -> bool:
+    error = (await readyz(client))["last_reload_error"]
+    return bool(error) and any(text in line for line in error)
+
+
+async def test_emptying_the_directory_is_a_failed_reload(make_gateway):
+    client, path = await watched(make_gateway, "one")
+    path.unlink()
+    await wait_until(lambda: _reload_error(client, "no prompt files left"))
+    assert await served(client) == "one"
+
+
+async def test_a_fifo_never_blocks_a_reload(make_gateway):
+    client, path = await watched(make_gateway, "one")
+    os.mkfifo(path.parent / "x.toml")
+    path.write_text(prompt("two"))
+    await wait_until(lambda: _equals(client, "two"))
+    response = await client.get("/readyz")
+    assert response.status == 200
+
+
+async def test_a_deeply_nested_file_is_a_load_error(make_gateway):
+    client, path = await watched(make_gateway, "one")
+    (path.parent / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    await wait_until(lambda: _reload_error(client, "deep.toml: nests too deep to be loaded"))
+    text = await (await client.get("/metrics")).text()
+    assert 'promptd_config_reloads_total{result="failure"} 1.0' in text
+
+
+async def test_a_retired_set_stays_whole_for_whoever_holds_it(make_gateway):
+    client, path = await watched(make_gateway, "one")
+    old = client.server.app[APP_STATE].prompts.current
+    path.write_text(prompt("two"))
+    await wait_until(lambda: _equals(client, "two"))
+    await asyncio.sleep(0.2)  # the retired prompts were released in a thread
+    assert list(old.prompts) == ["p"]
+    assert old.prompts["p"].versions[1].messages[0].render({})["content"] == "one"
+    try:
+        old.prompts["q"] = old.prompts["p"]  # type: ignore[index]
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("a served set must be read-only")

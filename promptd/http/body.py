@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from promptd.compiler.fields import PROMPT_FIELDS
 from promptd.errors import BadRequest, BodyTooLarge, PromptdError
@@ -32,6 +33,9 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
         async with asyncio.timeout(timeout):
             return await request.read()
     except TimeoutError:
+        stop_lingering = getattr(request.protocol, "stop_lingering", None)
+        if stop_lingering is not None:
+            stop_lingering()
         raise PromptdError(
             f"the request body did not arrive within client_timeout_s ({timeout:g} s)",
             code="request_timeout",
@@ -39,9 +43,21 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
         ) from None
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
-    except HttpProcessingError:
+    except (HttpProcessingError, RequestPayloadError):
+        _stop_lingering(request)
         encoding = request.headers.get("Content-Encoding", "")[:32]
-        raise BadRequest(f"request body does not decode as Content-Encoding: {encoding}", code="invalid_json") from None
+        raise BadRequest(
+            f"request body does not decode as Content-Encoding: {encoding}",
+            code="invalid_json",
+            headers={"Connection": "close"},
+        ) from None
+
+
+def _stop_lingering(request: web.Request) -> None:
+    """The rest of this body will not be read: close after the answer (see `http/listener.py`)."""
+    stop_lingering = getattr(request.protocol, "stop_lingering", None)
+    if stop_lingering is not None:
+        stop_lingering()
 
 
 def _too_large(limit: int) -> BodyTooLarge:

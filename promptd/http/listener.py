@@ -69,6 +69,11 @@ class ConnectionHandler(RequestHandler):
             self._head_timer = None
         super().connection_lost(exc)
 
+    def stop_lingering(self) -> None:
+        """Close once the answer is written, without reading what is left of the
+        body (aiohttp would wait up to 10 s for it): for a stalled body."""
+        self._lingering_time = 0.0
+
     def _arm(self) -> None:
         self._head_count = self._request_count
         self._head_timer = self._loop.call_later(self._client_timeout, self._head_expired)
