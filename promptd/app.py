@@ -27,6 +27,8 @@ ROUTES: list[tuple[str, str, dict[str, Handler], bool]] = [
     ("/metrics", "metrics", {"GET": catalog.metrics}, False),
     ("/v1/chat/completions", "chat_completions", {"POST": chat.chat_completions}, True),
     ("/chat/completions", "chat_completions", {"POST": chat.chat_completions}, True),
+    ("/v1/responses", "responses", {"POST": chat.responses}, True),
+    ("/responses", "responses", {"POST": chat.responses}, True),
     ("/v1/prompts", "prompts", {"GET": catalog.list_prompts}, True),
     ("/v1/prompts/{prompt_id}", "prompt", {"GET": catalog.get_prompt}, True),
     ("/v1/prompts/{prompt_id}/versions/{version}", "prompt_version", {"GET": catalog.get_version}, True),

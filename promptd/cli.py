@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--model", help="the model to send when the prompt version sets none")
     render.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a variable (repeatable)")
     render.add_argument("--vars-json", metavar="JSON", help="variables as one JSON object")
+    render.add_argument(
+        "--api",
+        choices=("chat", "responses"),
+        default="chat",
+        help="the body for Chat Completions (default) or Responses",
+    )
     return parser
 
 
@@ -167,6 +173,7 @@ def _render(args: argparse.Namespace) -> int:
         body["environment"] = environment
     if args.model:
         body["model"] = args.model
+    body["api"] = args.api
     try:
         ref = PromptRef(prompt_id, version, environment)
         types = {
@@ -192,6 +199,8 @@ def _render(args: argparse.Namespace) -> int:
         print("promptd: note: neither the version nor --model sets a model; the body has none", file=sys.stderr)
     else:
         print(f"promptd: upstream {answer['upstream']}", file=sys.stderr)
+    if answer["dropped_params"]:
+        print(f"promptd: not sent (no Responses equivalent): {', '.join(answer['dropped_params'])}", file=sys.stderr)
     sys.stdout.write(orjson.dumps(answer["body"], option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptd.compiler import chat
+from promptd.compiler import chat, responses
 from promptd.compiler.fields import PromptRef
 from promptd.compiler.render import render
 from promptd.compiler.resolve import resolve
@@ -15,7 +15,7 @@ from promptd.prompts.promptset import PromptSet
 
 
 class Compiled:
-    __slots__ = ("body", "prompt", "version", "environment", "unused")
+    __slots__ = ("body", "prompt", "version", "environment", "unused", "dropped")
 
     def __init__(
         self,
@@ -24,18 +24,22 @@ class Compiled:
         version: PromptVersion,
         environment: str | None,
         unused: list[str],
+        dropped: list[str] | None = None,
     ) -> None:
         self.body = body
         self.prompt = prompt
         self.version = version
         self.environment = environment
         self.unused = unused
+        self.dropped = dropped  # Responses: the prompt's params with no equivalent, not sent
 
     def headers(self) -> list[tuple[str, str]]:
         """The `x-promptd-*` response headers of this compilation."""
         headers = list(self.version.headers)
         if self.unused:
             headers.append(("x-promptd-unused-variables", header_list(self.unused)))
+        if self.dropped:
+            headers.append(("x-promptd-dropped-params", ",".join(self.dropped)))
         return headers
 
 
@@ -53,15 +57,27 @@ def header_list(names: list[str]) -> str:
 
 
 def compile_request(
-    prompts: PromptSet, ref: PromptRef, body: dict[str, Any], default_environment: str, *, require_model: bool = True
+    prompts: PromptSet,
+    ref: PromptRef,
+    body: dict[str, Any],
+    default_environment: str,
+    *,
+    require_model: bool = True,
+    api: str = "chat",
 ) -> Compiled:
-    """A Chat Completions body. `body` has had its prompt fields taken out by
-    `take_prompt_ref`. Without `require_model`, a missing model is left out."""
+    """The body for `api` ("chat": Chat Completions, "responses": the Responses API).
+    `body` has had its prompt fields taken out by `take_prompt_ref`. Without
+    `require_model`, a missing model is left out (a preview)."""
     resolved = resolve(prompts, ref, default_environment)
     rendered = render(resolved, ref.variables)
     if require_model or resolved.version.model or body.get("model"):
         model: str | None = chat.pick_model(rendered, body)
     else:
         model = None
+    if api == "responses":
+        assembled = responses.assemble(rendered, body, model)
+        return Compiled(
+            assembled.body, resolved.prompt, resolved.version, resolved.environment, rendered.unused, assembled.dropped
+        )
     out = chat.assemble(rendered, body, model)
     return Compiled(out, resolved.prompt, resolved.version, resolved.environment, rendered.unused)

@@ -13,6 +13,7 @@ from promptd.prompts.promptset import PromptSet
 from promptd.upstreams.routing import Router
 
 # A preview's own spelling of the prompt fields -> the request field it stands for.
+APIS = ("chat", "responses")
 PREVIEW_FIELDS = {"version": "prompt_version", "environment": "environment", "variables": "prompt_variables"}
 
 
@@ -25,8 +26,12 @@ def preview(
     *,
     require_model: bool = True,
 ) -> dict[str, Any]:
-    """`body`: `{version?, environment?, variables?}` plus any request field
-    (`messages`, `model`, ...). Raises the errors a request would get."""
+    """`body`: `{version?, environment?, variables?, api?}` plus any request field
+    (`messages`, `model`, ...; `input` for `api: "responses"`). Raises the errors
+    a request would get."""
+    api = body.pop("api", "chat")
+    if api not in APIS:
+        raise BadRequest('`api` must be "chat" or "responses"', code="invalid_prompt_fields", param="api")
     fields: dict[str, Any] = {"prompt_id": prompt_id}
     for name, field in PREVIEW_FIELDS.items():
         if name in body:
@@ -40,7 +45,7 @@ def preview(
         )
     ref = take_prompt_ref(fields)
     assert ref is not None
-    compiled = compile_request(prompts, ref, body, default_environment, require_model=require_model)
+    compiled = compile_request(prompts, ref, body, default_environment, require_model=require_model, api=api)
     model = compiled.body.get("model")
     upstream = router.for_model(model) if model is not None else None
     return {
@@ -49,5 +54,8 @@ def preview(
         "environment": compiled.environment,
         "hash": compiled.version.hash,
         "upstream": upstream.name if upstream is not None else None,
+        "api": api,
         "body": compiled.body,
+        "unused_variables": compiled.unused,
+        "dropped_params": compiled.dropped or [],
     }

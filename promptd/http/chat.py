@@ -1,4 +1,4 @@
-"""Compile-and-forward chat completions, and the `/v1/*` passthrough.
+"""Compile-and-forward chat completions and responses, and the `/v1/*` passthrough.
 
 The request body is decoded once (orjson); a request with no prompt field is
 forwarded as the bytes it came with. The upstream's answer is relayed as it
@@ -23,6 +23,19 @@ from promptd.upstreams.base import Call
 
 
 async def chat_completions(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    return await compile_and_forward(request, state, exchange, "chat", "/chat/completions")
+
+
+async def responses(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+    """`POST /v1/responses`: the same prompt fields, assembled into a Responses body."""
+    return await compile_and_forward(request, state, exchange, "responses", "/responses")
+
+
+async def compile_and_forward(
+    request: web.Request, state: AppState, exchange: Exchange, api: str, path: str
+) -> web.StreamResponse:
+    """A request with prompt fields is compiled for `api` and sent to `path` below
+    the upstream's base URL; one without is forwarded as the bytes it came with."""
     raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
     peek = peek_object(raw)
     valued, nulls = peek.prompt_fields()
@@ -47,7 +60,7 @@ async def chat_completions(request: web.Request, state: AppState, exchange: Exch
         assert ref is not None
         exchange.prompt_id = ref.id
         started = time.perf_counter()
-        compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment)
+        compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment, api=api)
         body = compiled.body
         model = body["model"]
         exchange.prompt_id = compiled.prompt.id
@@ -59,7 +72,7 @@ async def chat_completions(request: web.Request, state: AppState, exchange: Exch
     exchange.model = model
     upstream = state.router.for_model(model)
     exchange.upstream = upstream.name
-    return await upstream.forward(Call(request, state, exchange, "/chat/completions", outgoing, body, headers))
+    return await upstream.forward(Call(request, state, exchange, path, outgoing, body, headers))
 
 
 async def passthrough(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:

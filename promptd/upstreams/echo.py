@@ -75,7 +75,7 @@ def echo_stream(body: dict[str, Any]) -> list[bytes]:
 
 
 class EchoUpstream(Upstream):
-    """`type = "echo"`: answers chat completions locally, with no network."""
+    """`type = "echo"`: answers chat completions and responses locally, with no network."""
 
     __slots__ = ()
 
@@ -85,8 +85,10 @@ class EchoUpstream(Upstream):
         path = call.path.partition("?")[0]
         if path == "/chat/completions":
             return await _answer_chat(call, call.body if call.body is not None else decode_json(call.raw))
+        if path == "/responses":
+            return await _answer_responses(call, call.body if call.body is not None else decode_json(call.raw))
         raise NotFound(
-            f"{call.request.method} {call.request.path}: the echo upstream answers only chat completions",
+            f"{call.request.method} {call.request.path}: the echo upstream answers only chat completions and responses",
             code="not_found",
         )
 
@@ -96,18 +98,103 @@ _JSON = "application/json"
 
 
 async def _answer_chat(call: Call, body: dict[str, Any]) -> web.StreamResponse:
-    request, headers, exchange = call.request, call.headers, call.exchange
     if body.get("stream") is True:
-        headers["Content-Type"] = _SSE
-        headers["Cache-Control"] = "no-cache"
-        out = web.StreamResponse(headers=headers)
-        await out.prepare(request)
-        exchange.stream = out
-        events = echo_stream(body)
-        exchange.first_byte = time.perf_counter() - exchange.started
-        for event in events:
-            await out.write(event)
-            exchange.bytes_out += len(event)
-        await out.write_eof()
-        return out
-    return web.Response(body=echo_completion(body), content_type=_JSON, headers=headers)
+        return await _stream(call, echo_stream(body))
+    return web.Response(body=echo_completion(body), content_type=_JSON, headers=call.headers)
+
+
+async def _stream(call: Call, events: list[bytes]) -> web.StreamResponse:
+    request, headers, exchange = call.request, call.headers, call.exchange
+    headers["Content-Type"] = _SSE
+    headers["Cache-Control"] = "no-cache"
+    out = web.StreamResponse(headers=headers)
+    exchange.sse = True
+    await out.prepare(request)
+    exchange.stream = out
+    exchange.first_byte = time.perf_counter() - exchange.started
+    for event in events:
+        await out.write(event)
+        exchange.bytes_out += len(event)
+    await out.write_eof()
+    return out
+
+
+def echo_response(body: dict[str, Any]) -> dict[str, Any]:
+    """A Responses API `response` whose output text is the JSON of the
+    `{"instructions", "input"}` it received."""
+    text = encode_json({"instructions": body.get("instructions"), "input": body.get("input")}).decode()
+    number = next(_ids)
+    input_tokens = max(1, len(text) // 4)
+    output_tokens = max(1, len(text) // 4)
+    return {
+        "id": f"resp_echo{_PREFIX}{number:x}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": body.get("model") if isinstance(body.get("model"), str) else "echo",
+        "output": [
+            {
+                "type": "message",
+                "id": f"msg_echo{_PREFIX}{number:x}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+            }
+        ],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text", {"format": {"type": "text"}}),
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+        "top_p": body.get("top_p", 1.0),
+        "metadata": body.get("metadata", {}),
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
+
+
+def echo_response_events(body: dict[str, Any]) -> list[bytes]:
+    """The typed SSE events of a streamed response, `response.created` to `response.completed`."""
+    final = echo_response(body)
+    message = final["output"][0]
+    text = message["content"][0]["text"]
+    started = {**final, "status": "in_progress", "output": [], "usage": None}
+    item = {**message, "status": "in_progress", "content": []}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    ids = {"item_id": message["id"], "output_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **ids, "content_index": 0, "part": part},
+    ]
+    for i in range(0, len(text), _CHUNK_CHARS):
+        delta = text[i : i + _CHUNK_CHARS]
+        events.append({"type": "response.output_text.delta", **ids, "content_index": 0, "delta": delta, "logprobs": []})
+    events += [
+        {"type": "response.output_text.done", **ids, "content_index": 0, "text": text, "logprobs": []},
+        {"type": "response.content_part.done", **ids, "content_index": 0, "part": message["content"][0]},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {"type": "response.completed", "response": final},
+    ]
+    out = []
+    for number, event in enumerate(events):
+        event["sequence_number"] = number
+        out.append(b"event: " + event["type"].encode() + b"\ndata: " + encode_json(event) + b"\n\n")
+    return out
+
+
+async def _answer_responses(call: Call, body: dict[str, Any]) -> web.StreamResponse:
+    if body.get("stream") is True:
+        return await _stream(call, echo_response_events(body))
+    return web.Response(body=encode_json(echo_response(body)), content_type=_JSON, headers=call.headers)
