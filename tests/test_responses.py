@@ -211,7 +211,9 @@ def test_cli_render_api_responses(tmp_path):
 async def sdk(make_gateway):
     """The agent prompt on the echo model: the answer is what the upstream received."""
     client = await make_gateway(prompts={"agent.toml": AGENT.replace('model = "gpt-4o-mini"', 'model = "echo"')})
-    return openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+    sdk = openai.AsyncOpenAI(base_url=str(client.make_url("/v1")), api_key="unused", max_retries=0)
+    yield sdk
+    await sdk.close()
 
 
 async def test_sdk_responses_create_with_a_prompt(sdk):
