@@ -265,9 +265,11 @@ async def run(args: argparse.Namespace) -> dict:
             ("baseline", baseline, plain, False),
             ("passthrough", promptd, plain, False),
             ("small_prompt", promptd, small, False),
+            ("small_prompt_responses", promptd, small, False),
             ("large_prompt", promptd, large, False),
             ("baseline_stream", baseline, plain, True),
             ("stream", promptd, plain, True),
+            ("stream_responses", promptd, small, True),
             ("small_prompt_many", many, small, False),
             ("small_prompt_workers2", workers, small, False),
         ]
@@ -277,7 +279,8 @@ async def run(args: argparse.Namespace) -> dict:
             for name, server, body, stream in scenarios:
                 if args.only and name not in args.only:
                     continue
-                url = args.compare_url if name == "compare" else server.url + path
+                target = "/v1/responses" if name.endswith("_responses") else path
+                url = args.compare_url if name == "compare" else server.url + target
                 print(f"  {name:<24} c={concurrency:<4}", end="", flush=True, file=sys.stderr)
                 result = await measure(server, url, body, concurrency, args, stream=stream)
                 report["scenarios"].setdefault(name, {})[str(concurrency)] = result
@@ -296,7 +299,7 @@ def add_ratios(report: dict) -> None:
     scenarios = report["scenarios"]
     for name, by_concurrency in scenarios.items():
         for concurrency, result in by_concurrency.items():
-            reference = "baseline_stream" if name in ("stream", "baseline_stream") else "baseline"
+            reference = "baseline_stream" if "stream" in name else "baseline"
             base = scenarios.get(reference, {}).get(concurrency)
             if base and base["cpu_us_per_request"] and result["cpu_us_per_request"] is not None:
                 result["cpu_ratio_vs_baseline"] = round(result["cpu_us_per_request"] / base["cpu_us_per_request"], 2)

@@ -69,6 +69,7 @@ def make_app(delay_ms: float, chunk_delay_ms: float, chunks: int) -> web.Applica
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_post("/v1/responses", completions)  # the Responses scenarios measure promptd, not the answer's shape
     app.router.add_route("*", "/{tail:.*}", other)
     return app
 

@@ -249,3 +249,95 @@ async def test_sdk_responses_stream_helper_accumulates(sdk):
             pass
         final = await stream.get_final_response()
     assert json.loads(final.output_text) == {"instructions": None, "input": "hi"}  # no prompt: as sent
+
+
+# -- media variables -------------------------------------------------------------------------------
+
+VISION = """
+[[versions]]
+version = 1
+model = "gpt-4o-mini"
+messages = [
+  { role = "system", content = "Describe images." },
+  { role = "user", content = "Look at {{photo}} and compare it with {{other}}. Also read {{doc}}." },
+]
+[versions.variables]
+photo = { type = "image" }
+doc = { type = "file" }
+"""
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.fixture
+async def vision(make_gateway):
+    return await make_gateway(prompts={"vision.toml": VISION})
+
+
+async def test_media_variables_become_content_parts_on_chat(vision, upstream):
+    variables = {
+        "photo": "https://example.com/cat.png",
+        "other": {"type": "input_image", "image_url": PNG, "detail": "low"},
+        "doc": {"type": "input_file", "file_id": "file-abc"},
+    }
+    response = await post(vision, {"prompt_id": "vision", "prompt_variables": variables}, path="/v1/chat/completions")
+    assert response.status == 200, await response.text()
+    assert upstream.last["body"]["messages"][1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Look at "},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+            {"type": "text", "text": " and compare it with "},
+            {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+            {"type": "text", "text": ". Also read "},
+            {"type": "file", "file": {"file_id": "file-abc"}},
+            {"type": "text", "text": "."},
+        ],
+    }
+
+
+async def test_media_variables_become_input_parts_on_responses(vision, upstream):
+    variables = {
+        "photo": {"type": "image_url", "image_url": {"url": PNG}},
+        "other": {"type": "input_text", "text": "the old one"},
+        "doc": "https://example.com/spec.pdf",
+    }
+    response = await post(vision, {"prompt": {"id": "vision", "variables": variables}})
+    assert response.status == 200, await response.text()
+    assert upstream.last["body"]["input"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Look at "},
+                {"type": "input_image", "image_url": PNG},
+                {"type": "input_text", "text": " and compare it with the old one. Also read "},
+                {"type": "input_file", "file_url": "https://example.com/spec.pdf"},
+                {"type": "input_text", "text": "."},
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "bad"),
+    [
+        ({"photo": "cat.png", "other": "x", "doc": "https://x/d.pdf"}, "photo"),
+        ({"photo": PNG, "other": "x", "doc": {"type": "input_file"}}, "doc"),
+        ({"photo": {"type": "input_file", "file_id": "f"}, "other": "x", "doc": "https://x/d.pdf"}, "photo"),
+        ({"photo": PNG, "other": {"type": "input_image"}, "doc": "https://x/d.pdf"}, "other"),
+    ],
+)
+async def test_a_media_value_of_the_wrong_shape_is_a_400_naming_it(vision, upstream, variables, bad):
+    response = await post(vision, {"prompt_id": "vision", "prompt_variables": variables}, path="/v1/chat/completions")
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["code"] == "invalid_variables"
+    assert [d["variable"] for d in error["details"]] == [bad]
+    assert not upstream.requests
+
+
+async def test_input_text_objects_are_strings(make_gateway, upstream):
+    client = await make_gateway()
+    variables = {"name": {"type": "input_text", "text": "Sam"}, "issue": {"type": "input_text", "text": "billing"}}
+    response = await post(client, {"prompt_id": "support", "prompt_variables": variables}, path="/v1/chat/completions")
+    assert response.status == 200, await response.text()
+    assert upstream.last["body"]["messages"][1]["content"] == "I am Sam and my issue is billing."

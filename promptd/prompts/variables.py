@@ -11,7 +11,13 @@ from typing import Any
 
 from promptd.errors import BadRequest
 
-TYPES = ("string", "number", "integer", "boolean", "object", "array")
+TYPES = ("string", "number", "integer", "boolean", "object", "array", "image", "file")
+MEDIA_TYPES = ("image", "file")
+# The render context's key for a request's media parts (not a valid variable name),
+# and the marker that stands for part N in rendered text until the parts are split out.
+MEDIA_KEY = "\x00media"
+MEDIA_MARKER = "\x00media:{}\x00"
+_MEDIA_PART_TYPES = frozenset({"image_url", "input_image", "file", "input_file"})
 
 
 def _is_string(value: Any) -> bool:
@@ -50,7 +56,46 @@ CHECKS: dict[str, Callable[[Any], bool]] = {
     "object": _is_object,
     "array": _is_array,
     "any": _is_any,
+    "image": _is_any,  # the shape is checked by `media_part`
+    "file": _is_any,
 }
+
+
+def media_part(kind: str | None, value: Any) -> dict[str, Any] | None:
+    """A media value as a Chat Completions content part (`image_url` or `file`),
+    or None when it has the wrong shape. `kind` is the declared type, or None for
+    an undeclared variable given an OpenAI part object."""
+    if value.__class__ is str:
+        if kind == "image" and value.startswith(("https://", "http://", "data:image/")):
+            return {"type": "image_url", "image_url": {"url": value}}
+        if kind == "file" and value.startswith(("https://", "http://")):
+            return {"type": "file", "file": {"file_url": value}}
+        if kind == "file" and value.startswith("data:"):
+            return {"type": "file", "file": {"file_data": value}}
+        return None
+    if value.__class__ is not dict:
+        return None
+    part_type = value.get("type")
+    if kind != "file" and part_type == "image_url":
+        image = value.get("image_url")
+        if image.__class__ is str:
+            return {"type": "image_url", "image_url": {"url": image}}
+        if image.__class__ is dict and (image.get("url").__class__ is str):
+            return {"type": "image_url", "image_url": image}
+    if kind != "file" and part_type == "input_image":
+        url = value.get("image_url")
+        if url.__class__ is str:
+            image = {"url": url}
+            if value.get("detail") is not None:
+                image["detail"] = value["detail"]
+            return {"type": "image_url", "image_url": image}
+    if kind != "image" and part_type == "file" and value.get("file").__class__ is dict:
+        return {"type": "file", "file": value["file"]}
+    if kind != "image" and part_type == "input_file":
+        file = {k: value[k] for k in ("file_id", "file_data", "file_url", "filename") if value.get(k) is not None}
+        if any(k in file for k in ("file_id", "file_data", "file_url")):
+            return {"type": "file", "file": file}
+    return None
 
 
 class _Missing:
@@ -69,7 +114,7 @@ MISSING: Any = _Missing()
 
 
 class Rule:
-    __slots__ = ("name", "type", "check", "default", "required", "enum", "description")
+    __slots__ = ("name", "type", "check", "default", "required", "enum", "description", "media")
 
     def __init__(
         self,
@@ -88,6 +133,7 @@ class Rule:
         self.required = required
         self.enum = enum
         self.description = description
+        self.media = type in MEDIA_TYPES
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "required": self.required}
@@ -122,8 +168,15 @@ class Rules:
         `invalid_variables` listing every problem at once."""
         context = given
         problems: list[dict[str, Any]] | None = None
+        media: list[dict[str, Any]] | None = None
         for rule in self.rules:
             value = given.get(rule.name, MISSING)
+            if value.__class__ is dict and not rule.media and rule.type not in ("object", "any"):
+                if value.get("type") == "input_text" and value.get("text").__class__ is str:
+                    value = value["text"]  # an OpenAI variable object: the string it holds
+                    if context is given:
+                        context = dict(given)
+                    context[rule.name] = value
             if value is MISSING or value is None:
                 if rule.default is not MISSING:
                     if context is given:
@@ -132,6 +185,25 @@ class Rules:
                 elif rule.required:
                     problems = problems or []
                     problems.append({"variable": rule.name, "problem": "missing", "expected": rule.type})
+            elif rule.media or (
+                rule.type == "any" and value.__class__ is dict and value.get("type") in _MEDIA_PART_TYPES
+            ):
+                part = media_part(rule.type if rule.media else None, value)
+                if part is None:
+                    problems = problems or []
+                    expected = rule.type if rule.media else "an image_url, input_image, file or input_file part"
+                    problems.append({"variable": rule.name, "problem": "wrong_type", "expected": expected})
+                    continue
+                if context is given:
+                    context = dict(given)
+                if media is None:
+                    media = context[MEDIA_KEY] = []
+                context[rule.name] = MEDIA_MARKER.format(len(media))
+                media.append(part)
+            elif rule.type == "any" and value.__class__ is dict and value.get("type") == "input_text":
+                if context is given:
+                    context = dict(given)
+                context[rule.name] = value.get("text") if value.get("text").__class__ is str else ""
             elif not rule.check(value):
                 problems = problems or []
                 problems.append({"variable": rule.name, "problem": "wrong_type", "expected": rule.type})
