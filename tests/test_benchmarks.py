@@ -28,6 +28,8 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "stream",
         "small_prompt_many",
         "small_prompt_workers2",
+        "small_prompt_responses",
+        "stream_responses",
     }
     assert set(report["scenarios"]) == expected
     for name, by_concurrency in report["scenarios"].items():

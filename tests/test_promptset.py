@@ -61,7 +61,7 @@ def test_duplicate_ids_across_files(tmp_path):
         ("[environments]\nproduction = 4\n" + GOOD, "environments.production: version 4 does not exist (versions: 1)"),
         (
             GOOD + '[versions.variables]\nname = { type = "date" }\n',
-            'versions[0].variables.name.type: unknown type "date" (types: string, number, integer, boolean, object, array)',
+            'versions[0].variables.name.type: unknown type "date" (types: string, number, integer, boolean, object, array, image, file)',
         ),
         (
             GOOD + '[versions.variables]\nname = { type = "integer", default = "x" }\n',
