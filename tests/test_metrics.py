@@ -33,11 +33,61 @@ async def test_metrics_after_real_requests(make_gateway, upstream):
     response = await client.get("/metrics")
     assert response.headers["Content-Type"].startswith("text/plain")
     found = samples(await response.text())
-    assert value(found, "promptd_requests_total", endpoint="chat_completions", prompt_id="support", status="200") == 3
-    assert value(found, "promptd_requests_total", endpoint="chat_completions", prompt_id="support", status="400") == 1
-    assert value(found, "promptd_requests_total", endpoint="chat_completions", prompt_id="unknown", status="404") == 1
-    assert value(found, "promptd_requests_total", endpoint="chat_completions", prompt_id="none", status="200") == 1
-    assert value(found, "promptd_requests_total", endpoint="chat_completions", prompt_id="none", status="500") == 1
+    assert (
+        value(
+            found,
+            "promptd_requests_total",
+            endpoint="chat_completions",
+            prompt_id="support",
+            prompt_version="2",
+            status="200",
+        )
+        == 3
+    )
+    assert (
+        value(
+            found,
+            "promptd_requests_total",
+            endpoint="chat_completions",
+            prompt_id="support",
+            prompt_version="none",
+            status="400",
+        )
+        == 1
+    )
+    assert (
+        value(
+            found,
+            "promptd_requests_total",
+            endpoint="chat_completions",
+            prompt_id="unknown",
+            prompt_version="none",
+            status="404",
+        )
+        == 1
+    )
+    assert (
+        value(
+            found,
+            "promptd_requests_total",
+            endpoint="chat_completions",
+            prompt_id="none",
+            prompt_version="none",
+            status="200",
+        )
+        == 1
+    )
+    assert (
+        value(
+            found,
+            "promptd_requests_total",
+            endpoint="chat_completions",
+            prompt_id="none",
+            prompt_version="none",
+            status="500",
+        )
+        == 1
+    )
     assert value(found, "promptd_request_duration_seconds_count", endpoint="chat_completions", prompt_id="support") == 4
     assert value(found, "promptd_overhead_seconds_count", endpoint="chat_completions") == 7
     assert value(found, "promptd_overhead_seconds_bucket", endpoint="chat_completions", le="5e-05") is not None

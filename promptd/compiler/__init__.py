@@ -15,7 +15,7 @@ from promptd.prompts.promptset import PromptSet
 
 
 class Compiled:
-    __slots__ = ("body", "prompt", "version", "environment", "unused", "dropped")
+    __slots__ = ("body", "prompt", "version", "environment", "unused", "dropped", "rollout")
 
     def __init__(
         self,
@@ -32,6 +32,7 @@ class Compiled:
         self.environment = environment
         self.unused = unused
         self.dropped = dropped  # Responses: the prompt's params with no equivalent, not sent
+        self.rollout: str | None = None  # "<environment> <version> sticky|random"
 
     def headers(self) -> list[tuple[str, str]]:
         """The `x-promptd-*` response headers of this compilation."""
@@ -40,6 +41,8 @@ class Compiled:
             headers.append(("x-promptd-unused-variables", header_list(self.unused)))
         if self.dropped:
             headers.append(("x-promptd-dropped-params", ",".join(self.dropped)))
+        if self.rollout is not None:
+            headers.append(("x-promptd-rollout", self.rollout))
         return headers
 
 
@@ -68,7 +71,7 @@ def compile_request(
     """The body for `api` ("chat": Chat Completions, "responses": the Responses API).
     `body` has had its prompt fields taken out by `take_prompt_ref`. Without
     `require_model`, a missing model is left out (a preview)."""
-    resolved = resolve(prompts, ref, default_environment)
+    resolved = resolve(prompts, ref, default_environment, body)
     rendered = render(resolved, ref.variables)
     if require_model or resolved.version.model or body.get("model"):
         model: str | None = chat.pick_model(rendered, body)
@@ -76,8 +79,11 @@ def compile_request(
         model = None
     if api == "responses":
         assembled = responses.assemble(rendered, body, model)
-        return Compiled(
+        compiled = Compiled(
             assembled.body, resolved.prompt, resolved.version, resolved.environment, rendered.unused, assembled.dropped
         )
-    out = chat.assemble(rendered, body, model)
-    return Compiled(out, resolved.prompt, resolved.version, resolved.environment, rendered.unused)
+    else:
+        out = chat.assemble(rendered, body, model)
+        compiled = Compiled(out, resolved.prompt, resolved.version, resolved.environment, rendered.unused)
+    compiled.rollout = resolved.rollout
+    return compiled

@@ -27,7 +27,7 @@ class PromptRef:
     """What the request asked for, with every spelling folded into one.
     `version_alias` (from `version_id`) names a version alias, else a number."""
 
-    __slots__ = ("id", "version", "version_alias", "environment", "variables")
+    __slots__ = ("id", "version", "version_alias", "environment", "variables", "sticky_key")
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class PromptRef:
         self.version_alias = version_alias
         self.environment = environment
         self.variables = variables
+        self.sticky_key: str | None = None  # the x-promptd-sticky-key header, when sent
 
 
 def _fail(message: str, param: str) -> BadRequest:

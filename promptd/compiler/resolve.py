@@ -7,6 +7,10 @@ not exist is a 404 naming what does.
 
 from __future__ import annotations
 
+import hashlib
+import random
+from typing import Any
+
 from promptd.compiler.fields import PromptRef, clip
 from promptd.errors import NotFound
 from promptd.prompts.files import Prompt, PromptVersion
@@ -14,12 +18,51 @@ from promptd.prompts.promptset import PromptSet
 
 
 class Resolved:
-    __slots__ = ("prompt", "version", "environment")
+    __slots__ = ("prompt", "version", "environment", "rollout")
 
-    def __init__(self, prompt: Prompt, version: PromptVersion, environment: str | None) -> None:
+    def __init__(
+        self, prompt: Prompt, version: PromptVersion, environment: str | None, rollout: str | None = None
+    ) -> None:
         self.prompt = prompt
         self.version = version
         self.environment = environment
+        self.rollout = rollout  # "<environment> <version> sticky|random" when a rollout chose
+
+
+def sticky_key(ref: PromptRef, body: dict[str, Any] | None) -> str | None:
+    """The first of: the `x-promptd-sticky-key` header, `safety_identifier`, `user`,
+    `prompt_cache_key`, `metadata.user_id`."""
+    if ref.sticky_key:
+        return ref.sticky_key
+    if body:
+        for name in ("safety_identifier", "user", "prompt_cache_key"):
+            value = body.get(name)
+            if value.__class__ is str and value:
+                return value
+        metadata = body.get("metadata")
+        if metadata.__class__ is dict:
+            value = metadata.get("user_id")
+            if value.__class__ is str and value:
+                return value
+    return None
+
+
+def bucket(prompt_id: str, environment: str, key: str) -> float:
+    """SHA-256(prompt id NUL environment NUL key): its first 8 bytes / 2**64."""
+    digest = hashlib.sha256(f"{prompt_id}\0{environment}\0{key}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _in_environment(prompt: Prompt, environment: str, ref: PromptRef, body: dict[str, Any] | None) -> Resolved:
+    target = prompt.targets[environment]
+    if isinstance(target, int):
+        return Resolved(prompt, prompt.versions[target], environment)
+    key = sticky_key(ref, body)
+    if key is not None:
+        number, how = target.pick(bucket(prompt.id, environment, key)), "sticky"
+    else:
+        number, how = target.pick(random.random()), "random"
+    return Resolved(prompt, prompt.versions[number], environment, f"{environment} {number} {how}")
 
 
 def find_prompt(prompts: PromptSet, prompt_id: str) -> Prompt:
@@ -33,7 +76,10 @@ def find_prompt(prompts: PromptSet, prompt_id: str) -> Prompt:
     return prompt
 
 
-def resolve(prompts: PromptSet, ref: PromptRef, default_environment: str) -> Resolved:
+def resolve(
+    prompts: PromptSet, ref: PromptRef, default_environment: str, body: dict[str, Any] | None = None
+) -> Resolved:
+    """`body` (the request's other fields) may hold the rollout's sticky key."""
     prompt = find_prompt(prompts, ref.id)
     if ref.version_alias is not None:
         number = prompt.version_aliases.get(ref.version_alias)
@@ -57,18 +103,16 @@ def resolve(prompts: PromptSet, ref: PromptRef, default_environment: str) -> Res
             )
         return Resolved(prompt, version, None)
     if ref.environment is not None:
-        number = prompt.environments.get(ref.environment)
-        if number is None:
+        if ref.environment not in prompt.targets:
             known = ", ".join(sorted(prompt.environments)) or "none"
             raise NotFound(
                 f'prompt "{prompt.id}" has no environment "{clip(ref.environment)}" (environments: {known})',
                 code="prompt_environment_not_found",
                 param="environment",
             )
-        return Resolved(prompt, prompt.versions[number], ref.environment)
-    number = prompt.environments.get(default_environment)
-    if number is not None:
-        return Resolved(prompt, prompt.versions[number], default_environment)
+        return _in_environment(prompt, ref.environment, ref, body)
+    if default_environment in prompt.targets:
+        return _in_environment(prompt, default_environment, ref, body)
     return Resolved(prompt, prompt.latest, None)
 
 

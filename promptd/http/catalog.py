@@ -27,7 +27,8 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def _summary(prompts: PromptSet, prompt: Prompt, default_environment: str) -> dict[str, Any]:
-    default = prompt.versions[prompt.environments.get(default_environment, prompt.latest.number)]
+    target = prompt.targets.get(default_environment, prompt.latest.number)
+    default = prompt.versions[target if isinstance(target, int) else target.versions[-1]]
     updated = prompts.updated_at.get(prompt.id)
     return {
         "id": prompt.id,
@@ -80,7 +81,11 @@ async def get_version(request: web.Request, state: AppState, exchange: Exchange)
     exchange.version = version.number
     out = version.describe()
     out["prompt_id"] = prompt.id
-    out["environments"] = sorted(env for env, number in prompt.environments.items() if number == version.number)
+    out["environments"] = sorted(
+        env
+        for env, target in prompt.targets.items()
+        if (target == version.number if isinstance(target, int) else target.covers(version.number))
+    )
     return json_response(out)
 
 

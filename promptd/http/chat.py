@@ -59,6 +59,9 @@ async def compile_and_forward(
         ref = take_prompt_ref(body)
         assert ref is not None
         exchange.prompt_id = ref.id
+        sticky = request.headers.get("x-promptd-sticky-key")
+        if sticky:
+            ref.sticky_key = sticky
         started = time.perf_counter()
         compiled = compile_request(state.prompts.current, ref, body, state.settings.default_environment, api=api)
         body = compiled.body
@@ -66,6 +69,8 @@ async def compile_and_forward(
         exchange.prompt_id = compiled.prompt.id
         exchange.version = compiled.version.number
         exchange.environment = compiled.environment
+        exchange.rollout = compiled.rollout
+        exchange.count_tokens = (state.metrics.requests, compiled.prompt.id, str(compiled.version.number))
         headers.update(compiled.headers())
         outgoing = encode_json(body)
         state.metrics.requests.compiled(time.perf_counter() - started)

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -46,6 +47,8 @@ class Exchange:
         "at_event_boundary",
         "transport",
         "shut_down",
+        "rollout",
+        "count_tokens",
     )
 
     def __init__(self, endpoint: str, request: web.Request) -> None:
@@ -67,6 +70,9 @@ class Exchange:
         self.at_event_boundary = True  # what was relayed so far ends with a whole SSE event
         self.transport = request.transport
         self.shut_down = False  # the stream was ended by SIGTERM's grace running out
+        self.rollout: str | None = None  # "<environment> <version> sticky|random"
+        # Set for compiled requests: (metrics, prompt id, version) to count the answer's usage under.
+        self.count_tokens: tuple[Any, str, str] | None = None
 
 
 _ID_LIMIT = 128
@@ -193,7 +199,8 @@ def _finish(
         overhead = duration - exchange.upstream_wait
     else:  # a stream: promptd's time up to the first byte relayed
         overhead = exchange.first_byte - exchange.upstream_wait
-    state.metrics.requests.request_done(exchange.endpoint, label, status, duration, overhead)
+    version = str(exchange.version) if exchange.version is not None and label != UNKNOWN else NONE
+    state.metrics.requests.request_done(exchange.endpoint, label, version, status, duration, overhead)
     access_log = state.access_log
     if not access_log.enabled:
         return
@@ -217,5 +224,6 @@ def _finish(
             overhead,
             exchange.upstream_ttfb,
             bytes_out,
+            exchange.rollout,
         )
     )

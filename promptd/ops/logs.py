@@ -187,6 +187,7 @@ ACCESS_FIELDS = (
     "overhead_ms",
     "upstream_ttfb_ms",
     "bytes_out",
+    "rollout",
 )
 _PID = os.getpid()
 

@@ -81,13 +81,15 @@ DURATION_BUCKETS = (
 )
 
 HELP = {
-    "requests": "Requests answered, by endpoint, prompt and HTTP status.",
+    "requests": "Requests answered, by endpoint, prompt, prompt version and HTTP status.",
     "duration": "Time from request to the last byte of the answer.",
     "overhead": "Time spent in promptd itself: total minus waiting on the upstream (streams: up to the first byte).",
     "compile": "Resolving, validating and rendering a prompt.",
     "ttfb": "Time from sending to the upstream to its response headers.",
     "inflight": "Requests being handled now.",
+    "tokens": "Tokens the upstream reported in its usage, by prompt, version and kind (prompt, completion, cached).",
 }
+TOKEN_KINDS = ("prompt", "completion", "cached")
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -118,7 +120,8 @@ class LoopMetrics(Collector):
     """The request-path metrics of one process, updated only from the event loop."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, str], int] = {}
+        self.requests: dict[tuple[str, str, str, str], int] = {}
+        self.tokens: dict[tuple[str, str, str], int] = {}
         self.duration: dict[tuple[str, str], _Buckets] = {}
         self.overhead: dict[str, _Buckets] = {}
         self.ttfb: dict[str, _Buckets] = {}
@@ -131,8 +134,10 @@ class LoopMetrics(Collector):
     def finished(self) -> None:
         self.inflight -= 1
 
-    def request_done(self, endpoint: str, prompt_id: str, status: int, duration: float, overhead: float) -> None:
-        key = (endpoint, prompt_id, str(status))
+    def request_done(
+        self, endpoint: str, prompt_id: str, version: str, status: int, duration: float, overhead: float
+    ) -> None:
+        key = (endpoint, prompt_id, version, str(status))
         self.requests[key] = self.requests.get(key, 0) + 1
         buckets = self.duration.get((endpoint, prompt_id))
         if buckets is None:
@@ -142,6 +147,12 @@ class LoopMetrics(Collector):
         if buckets is None:
             buckets = self.overhead[endpoint] = _Buckets(OVERHEAD_BUCKETS)
         buckets.observe(overhead)
+
+    def count_tokens(self, prompt_id: str, version: str, counts: tuple[int, int, int]) -> None:
+        for kind, count in zip(TOKEN_KINDS, counts, strict=True):
+            if count:
+                key = (prompt_id, version, kind)
+                self.tokens[key] = self.tokens.get(key, 0) + count
 
     def upstream_ttfb(self, upstream: str, seconds: float) -> None:
         buckets = self.ttfb.get(upstream)
@@ -153,10 +164,16 @@ class LoopMetrics(Collector):
         self.compile.observe(seconds)
 
     def collect(self) -> Iterator[Any]:
-        requests = CounterMetricFamily("promptd_requests", HELP["requests"], labels=["endpoint", "prompt_id", "status"])
+        requests = CounterMetricFamily(
+            "promptd_requests", HELP["requests"], labels=["endpoint", "prompt_id", "prompt_version", "status"]
+        )
         for labels, count in list(self.requests.items()):
             requests.add_metric(labels, count)
         yield requests
+        tokens = CounterMetricFamily("promptd_tokens", HELP["tokens"], labels=["prompt_id", "prompt_version", "kind"])
+        for labels, count in list(self.tokens.items()):
+            tokens.add_metric(labels, count)
+        yield tokens
         yield self._histogram("promptd_request_duration_seconds", "duration", ["endpoint", "prompt_id"], self.duration)
         yield self._histogram(
             "promptd_overhead_seconds", "overhead", ["endpoint"], {(k,): v for k, v in self.overhead.items()}
@@ -182,7 +199,13 @@ class SharedMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._requests = Counter(
-            "promptd_requests", HELP["requests"], ["endpoint", "prompt_id", "status"], registry=registry
+            "promptd_requests",
+            HELP["requests"],
+            ["endpoint", "prompt_id", "prompt_version", "status"],
+            registry=registry,
+        )
+        self._tokens = Counter(
+            "promptd_tokens", HELP["tokens"], ["prompt_id", "prompt_version", "kind"], registry=registry
         )
         self._duration = Histogram(
             "promptd_request_duration_seconds",
@@ -210,10 +233,17 @@ class SharedMetrics:
     def finished(self) -> None:
         self._inflight.dec()
 
-    def request_done(self, endpoint: str, prompt_id: str, status: int, duration: float, overhead: float) -> None:
-        self._requests.labels(endpoint, prompt_id, str(status)).inc()
+    def request_done(
+        self, endpoint: str, prompt_id: str, version: str, status: int, duration: float, overhead: float
+    ) -> None:
+        self._requests.labels(endpoint, prompt_id, version, str(status)).inc()
         self._duration.labels(endpoint, prompt_id).observe(duration)
         self._overhead.labels(endpoint).observe(overhead)
+
+    def count_tokens(self, prompt_id: str, version: str, counts: tuple[int, int, int]) -> None:
+        for kind, count in zip(TOKEN_KINDS, counts, strict=True):
+            if count:
+                self._tokens.labels(prompt_id, version, kind).inc(count)
 
     def upstream_ttfb(self, upstream: str, seconds: float) -> None:
         self._ttfb.labels(upstream).observe(seconds)

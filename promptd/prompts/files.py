@@ -57,7 +57,8 @@ class PromptDecl(Strict):
     versions: Annotated[list[VersionDecl], msgspec.Meta(min_length=1)]
     id: str | None = None
     description: str | None = None
-    environments: dict[str, int] = msgspec.field(default_factory=dict)
+    # environment -> a version, or a weighted rollout {"2": 90, "3": 10}
+    environments: dict[str, int | dict[str, int]] = msgspec.field(default_factory=dict)
     aliases: list[str] = msgspec.field(default_factory=list)
 
 
@@ -131,6 +132,34 @@ class PromptVersion:
         return out
 
 
+class Rollout:
+    """A weighted environment: versions in ascending order with their cumulative
+    share of the weight, so a bucket in [0, 1) walks to one version."""
+
+    __slots__ = ("weights", "versions", "bounds")
+
+    def __init__(self, weights: dict[str, int]) -> None:
+        self.weights = weights
+        ordered = sorted((int(version), weight) for version, weight in weights.items())
+        total = sum(weight for _, weight in ordered)
+        self.versions = tuple(version for version, _ in ordered)
+        bounds, running = [], 0
+        for _, weight in ordered:
+            running += weight
+            bounds.append(running / total)
+        self.bounds = tuple(bounds)
+
+    def pick(self, bucket: float) -> int:
+        """The version for a bucket in [0, 1); a version of weight 0 is never picked."""
+        for version, bound in zip(self.versions, self.bounds, strict=True):
+            if bucket < bound:
+                return version
+        return self.versions[-1]
+
+    def covers(self, version: int) -> bool:
+        return self.weights.get(str(version), 0) > 0
+
+
 class Prompt:
     __slots__ = (
         "id",
@@ -139,6 +168,7 @@ class Prompt:
         "versions",
         "latest",
         "environments",
+        "targets",
         "aliases",
         "version_aliases",
         "hash",
@@ -150,7 +180,11 @@ class Prompt:
         self.source = source
         self.versions = versions
         self.latest = versions[max(versions)]
-        self.environments = decl.environments
+        self.environments = decl.environments  # as written, for the catalog
+        # environment -> its version, or its rollout
+        self.targets: dict[str, int | Rollout] = {
+            name: target if isinstance(target, int) else Rollout(target) for name, target in decl.environments.items()
+        }
         self.aliases = tuple(decl.aliases)
         self.version_aliases = {alias: v.version for v in decl.versions for alias in v.aliases}
         self.hash = content_hash(
@@ -241,12 +275,24 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
             version_aliases[alias] = f"version {version_decl.version}"
 
     known = {v.version for v in decl.versions}
-    for name, number in decl.environments.items():
-        if number not in known:
-            problem(
-                f"environments.{name}",
-                f"version {number} does not exist (versions: {', '.join(map(str, sorted(known)))})",
-            )
+    listed = ", ".join(map(str, sorted(known)))
+    for name, target in decl.environments.items():
+        if isinstance(target, int):
+            if target not in known:
+                problem(f"environments.{name}", f"version {target} does not exist (versions: {listed})")
+            continue
+        if not target:
+            problem(f"environments.{name}", "a rollout needs at least one version with a weight")
+        for version, weight in target.items():
+            if not (version.isascii() and version.isdigit()) or int(version) not in known:
+                problem(
+                    f"environments.{name}.{version}",
+                    f'"{version}" is not a version of this prompt (versions: {listed})',
+                )
+            if weight < 0:
+                problem(f"environments.{name}.{version}", f"weight {weight} is negative")
+        if target and all(weight <= 0 for weight in target.values()):
+            problem(f"environments.{name}", "a rollout needs at least one positive weight")
 
     if problems:
         return FileResult(None, problems, warnings)

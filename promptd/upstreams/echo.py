@@ -13,6 +13,7 @@ from aiohttp import web
 
 from promptd.errors import NotFound
 from promptd.jsonio import decode_json, encode_json
+from promptd.ops.usage import find_usage, token_counts
 from promptd.upstreams.base import Call, Upstream
 
 _CHUNK_CHARS = 48
@@ -100,7 +101,17 @@ _JSON = "application/json"
 async def _answer_chat(call: Call, body: dict[str, Any]) -> web.StreamResponse:
     if body.get("stream") is True:
         return await _stream(call, echo_stream(body))
-    return web.Response(body=echo_completion(body), content_type=_JSON, headers=call.headers)
+    answer = echo_completion(body)
+    _count(call, answer)
+    return web.Response(body=answer, content_type=_JSON, headers=call.headers)
+
+
+def _count(call: Call, answer: bytes) -> None:
+    if call.exchange.count_tokens is not None:
+        metrics, prompt_id, version = call.exchange.count_tokens
+        usage = find_usage(answer)
+        if usage is not None:
+            metrics.count_tokens(prompt_id, version, token_counts(usage))
 
 
 async def _stream(call: Call, events: list[bytes]) -> web.StreamResponse:
@@ -115,6 +126,9 @@ async def _stream(call: Call, events: list[bytes]) -> web.StreamResponse:
     for event in events:
         await out.write(event)
         exchange.bytes_out += len(event)
+    for event in events[-3:]:  # usage is in the last events (a final chunk, response.completed)
+        if b'"usage":{' in event:
+            _count(call, event)
     await out.write_eof()
     return out
 
@@ -197,4 +211,6 @@ def echo_response_events(body: dict[str, Any]) -> list[bytes]:
 async def _answer_responses(call: Call, body: dict[str, Any]) -> web.StreamResponse:
     if body.get("stream") is True:
         return await _stream(call, echo_response_events(body))
-    return web.Response(body=encode_json(echo_response(body)), content_type=_JSON, headers=call.headers)
+    answer = encode_json(echo_response(body))
+    _count(call, answer)
+    return web.Response(body=answer, content_type=_JSON, headers=call.headers)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from promptd.errors import PromptdError, UpstreamTimeout, UpstreamUnreachable
+from promptd.ops.usage import find_usage, token_counts
 from promptd.settings import UpstreamSettings
 from promptd.upstreams.base import Call, Upstream
 from promptd.upstreams.client import Target, UpstreamFailure, UpstreamResponse
@@ -40,6 +41,14 @@ _DROP_RESPONSE = HOP_BY_HOP | {"content-length", "x-request-id"}
 _BUFFER_LIMIT = 1024 * 1024  # non-SSE answers up to this size are read whole and sent at once
 _SSE = "text/event-stream"
 _JSON = "application/json"
+
+
+def count_usage(exchange: Exchange, data: bytes) -> None:
+    """Count the tokens of the answer's `usage` (searched from the end) for a compiled request."""
+    usage = find_usage(data)
+    if usage is not None and exchange.count_tokens is not None:
+        metrics, prompt_id, version = exchange.count_tokens
+        metrics.count_tokens(prompt_id, version, token_counts(usage))
 
 
 class HttpUpstream(Upstream):
@@ -143,6 +152,8 @@ async def relay(upstream: HttpUpstream, call: Call) -> web.StreamResponse:
             finally:
                 exchange.upstream_wait = time.perf_counter() - sent
             finished = True
+            if exchange.count_tokens is not None and response.status < 400:
+                count_usage(exchange, data)
             return web.Response(body=data, status=response.status, reason=response.reason or None, headers=out_headers)
         out = web.StreamResponse(status=response.status, reason=response.reason or None, headers=out_headers)
         if length is not None:
@@ -172,6 +183,7 @@ async def _relay_stream(
     """Write each piece of the body as it arrives; True when the upstream finished it."""
     next_chunk = response.next_chunk
     sent_bytes = 0
+    last_usage: bytes | None = None  # the last chunk that carried a usage object
     try:
         while chunk := await next_chunk():
             if exchange.first_byte is None:
@@ -182,6 +194,8 @@ async def _relay_stream(
                 await out.write(chunk)
             exchange.at_event_boundary = chunk.endswith(b"\n\n")
             sent_bytes += len(chunk)
+            if exchange.count_tokens is not None and b'"usage"' in chunk:
+                last_usage = chunk
     except UpstreamFailure as failure:
         error = _upstream_error(state, upstream, failure)
         exchange.bytes_out = sent_bytes
@@ -195,5 +209,7 @@ async def _relay_stream(
         await out.write_eof()
         return False
     exchange.bytes_out = sent_bytes
+    if last_usage is not None:
+        count_usage(exchange, last_usage)
     await out.write_eof()
     return True
