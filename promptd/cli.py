@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--model", help="the model to send when the prompt version sets none")
     render.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a variable (repeatable)")
     render.add_argument("--vars-json", metavar="JSON", help="variables as one JSON object")
+    render.add_argument("--sticky-key", metavar="KEY", help="the sticky key a rollout picks the version by")
     render.add_argument(
         "--api",
         choices=("chat", "responses"),
@@ -174,6 +175,8 @@ def _render(args: argparse.Namespace) -> int:
     if args.model:
         body["model"] = args.model
     body["api"] = args.api
+    if args.sticky_key:
+        body["sticky_key"] = args.sticky_key
     try:
         ref = PromptRef(prompt_id, version, environment)
         types = {
@@ -191,6 +194,8 @@ def _render(args: argparse.Namespace) -> int:
     except PromptdError as exc:
         return _fail(_render_error(exc))
     used = f"version {answer['version']}"
+    if answer["rollout"]:
+        used += f" (rollout: {answer['rollout']})"
     used += (
         f" (environment {answer['environment']})" if answer["environment"] else " (no environment: latest or pinned)"
     )

@@ -158,6 +158,22 @@ class Recorder:
             except asyncio.CancelledError:
                 self.closed.set()  # the client's connection went away while we thought
                 raise
+        if behaviour == "stream_usage":
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+            await response.write(
+                b"data: " + orjson.dumps({**chunk, "choices": [{"index": 0, "delta": {"content": "hi"}}]}) + b"\n\n"
+            )
+            usage = {
+                "prompt_tokens": 7,
+                "completion_tokens": 2,
+                "total_tokens": 9,
+                "prompt_tokens_details": {"cached_tokens": 3},
+            }
+            await response.write(b"data: " + orjson.dumps({**chunk, "choices": [], "usage": usage}) + b"\n\n")
+            await response.write(b"data: [DONE]\n\n")
+            return response
         if behaviour in ("stream", "reset_stream", "gated_stream"):
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)

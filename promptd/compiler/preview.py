@@ -26,7 +26,7 @@ def preview(
     *,
     require_model: bool = True,
 ) -> dict[str, Any]:
-    """`body`: `{version?, environment?, variables?, api?}` plus any request field
+    """`body`: `{version?, environment?, variables?, api?, sticky_key?}` plus any request field
     (`messages`, `model`, ...; `input` for `api: "responses"`). Raises the errors
     a request would get."""
     api = body.pop("api", "chat")
@@ -43,8 +43,12 @@ def preview(
             code="invalid_prompt_fields",
             param=misplaced[0],
         )
+    sticky = body.pop("sticky_key", None)
+    if sticky is not None and (sticky.__class__ is not str or not sticky):
+        raise BadRequest("`sticky_key` must be a non-empty string", code="invalid_prompt_fields", param="sticky_key")
     ref = take_prompt_ref(fields)
     assert ref is not None
+    ref.sticky_key = sticky
     compiled = compile_request(prompts, ref, body, default_environment, require_model=require_model, api=api)
     model = compiled.body.get("model")
     upstream = router.for_model(model) if model is not None else None
@@ -52,6 +56,7 @@ def preview(
         "prompt_id": compiled.prompt.id,
         "version": compiled.version.number,
         "environment": compiled.environment,
+        "rollout": compiled.rollout,
         "hash": compiled.version.hash,
         "upstream": upstream.name if upstream is not None else None,
         "api": api,
