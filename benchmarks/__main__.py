@@ -266,6 +266,7 @@ async def run(args: argparse.Namespace) -> dict:
             ("passthrough", promptd, plain, False),
             ("small_prompt", promptd, small, False),
             ("small_prompt_responses", promptd, small, False),
+            ("small_prompt_rollout", promptd, workload.body_bytes(workload.ROLLOUT_BODY), False),
             ("large_prompt", promptd, large, False),
             ("baseline_stream", baseline, plain, True),
             ("stream", promptd, plain, True),

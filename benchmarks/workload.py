@@ -24,6 +24,12 @@ SMALL_BODY = {
     "prompt_variables": {"company": "Acme", "customer_name": "Sarah", "issue_type": "billing"},
 }
 
+# The small prompt again as two versions behind a 50/50 rollout; the mock's answers carry usage.
+ROLLOUT_PROMPT = SMALL_PROMPT.replace(
+    'id = "small"', 'id = "small_rollout"\n[environments]\nproduction = { "1" = 50, "2" = 50 }'
+) + SMALL_PROMPT.split('id = "small"', 1)[1].replace("version = 1", "version = 2")
+ROLLOUT_BODY = {**SMALL_BODY, "prompt_id": "small_rollout", "user": "user-1234"}
+
 
 def large_prompt() -> str:
     """20 messages, 40 variables, 2 sections (one a list, one a flag)."""
@@ -73,6 +79,7 @@ def write_config(root: Path, upstream_port: int, *, many: int = 0, watch: bool =
     prompts = root / "prompts"
     prompts.mkdir(parents=True, exist_ok=True)
     (prompts / "small.toml").write_text(SMALL_PROMPT)
+    (prompts / "small_rollout.toml").write_text(ROLLOUT_PROMPT)
     (prompts / "large.toml").write_text(large_prompt())
     if many:
         generated = prompts / "generated"

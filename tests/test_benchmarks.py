@@ -30,6 +30,7 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "small_prompt_workers2",
         "small_prompt_responses",
         "stream_responses",
+        "small_prompt_rollout",
     }
     assert set(report["scenarios"]) == expected
     for name, by_concurrency in report["scenarios"].items():
