@@ -13,7 +13,7 @@ import time
 import msgspec
 import orjson
 import pytest
-from conftest import SUPPORT, write_config
+from conftest import SUPPORT, LogSink, write_config
 
 from promptd.app import create_app
 from promptd.http.listener import LISTEN_BACKLOG, start_listening
@@ -90,7 +90,7 @@ async def raw_gateway(aiohttp_client, tmp_path):
         raw = await RawUpstream(answer).start()
         made.append(raw)
         config = write_config(tmp_path / f"config{len(made)}", upstream_url=raw.url, **kwargs)
-        access_log = AccessLog(stream=_Sink())
+        access_log = AccessLog(stream=LogSink())
         access_log.enabled = True
         app = create_app(load_settings(config, environ=env or {}), metrics=Metrics(), access_log=access_log)
         return await aiohttp_client(app), raw
@@ -98,18 +98,6 @@ async def raw_gateway(aiohttp_client, tmp_path):
     yield make
     for raw in made:
         await raw.close()
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, data: bytes) -> int:
-        self.data += data
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 async def chat(client, body, **kwargs):
@@ -338,7 +326,7 @@ async def listening(tmp_path):
     )
     settings = load_settings(config, environ={})
     sock = bind_socket("127.0.0.1", 0)
-    listener = await start_listening(create_app(settings, access_log=AccessLog(stream=_Sink())), settings, sock)
+    listener = await start_listening(create_app(settings, access_log=AccessLog(stream=LogSink())), settings, sock)
     yield sock.getsockname()[1]
     await listener.drain(0)
 
@@ -442,7 +430,7 @@ async def test_after_the_grace_open_streams_get_a_final_event(tmp_path, upstream
     config = write_config(tmp_path, {"support.toml": SUPPORT}, upstream_url=upstream.url, read_timeout=30)
     settings = load_settings(config, environ={})
     sock = bind_socket("127.0.0.1", 0)
-    listener = await start_listening(create_app(settings, access_log=AccessLog(stream=_Sink())), settings, sock)
+    listener = await start_listening(create_app(settings, access_log=AccessLog(stream=LogSink())), settings, sock)
     port = sock.getsockname()[1]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body = orjson.dumps({"model": "gpt-4o-mini", "messages": [], "stream": True})
@@ -514,7 +502,7 @@ def test_a_stuck_log_sink_drops_and_counts_lines_instead_of_blocking():
 
 
 def test_a_line_that_cannot_be_encoded_is_escaped_not_lost():
-    sink = _Sink()
+    sink = LogSink()
     log = AccessLog(stream=sink)
 
     async def record():

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import orjson
+from conftest import LogSink
 
 from promptd.state import APP_STATE
 
@@ -232,18 +233,10 @@ async def _gateway_on_path(aiohttp_client, root: Path, prompts_path: str):
         f'[prompts]\npaths = ["{prompts_path}"]\nwatch = true\n'
         '[[upstreams]]\nname = "mock"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["gpt-*"]\n'
     )
-    app = create_app(load_settings(root, environ={}), access_log=AccessLog(stream=_NullSink()))
+    app = create_app(load_settings(root, environ={}), access_log=AccessLog(stream=LogSink()))
     client = await aiohttp_client(app)
     await asyncio.sleep(0.3)  # let the watcher start
     return client
-
-
-class _NullSink:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 async def test_a_re_pointed_symlinked_path_is_served(aiohttp_client, tmp_path):

@@ -240,3 +240,44 @@ async def test_workers_exit_when_the_supervisor_is_killed(daemon, tmp_path):
     with socket.socket() as sock:  # and the port is free again
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", d.port))
+
+
+async def test_serving_goes_on_when_nobody_reads_stderr(tmp_path):
+    """stderr on a pipe nobody reads: the log lines fill it in a moment; requests must not hang."""
+    config = write_config(tmp_path, {"p.toml": PROMPT % "one"}, upstream_url="http://127.0.0.1:9/v1")
+    port = free_port()
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptd", "serve", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=write_end,
+        cwd=ROOT,
+    )
+    os.close(write_end)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                try:
+                    async with session.get(url + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            body = {"model": "echo", "messages": [{"role": "user", "content": "x" * 200}], "user": "y" * 300}
+            started = time.monotonic()
+            for _ in range(1500):  # about 600 KB of access log, ten times what the pipe holds
+                async with session.post(url + "/v1/chat/completions", json=body, timeout=aiohttp.ClientTimeout(5)) as r:
+                    assert r.status == 200
+            async with session.get(url + "/healthz", timeout=aiohttp.ClientTimeout(5)) as response:
+                assert response.status == 200
+            async with session.get(url + "/metrics", timeout=aiohttp.ClientTimeout(5)) as response:
+                metrics = await response.text()
+        assert time.monotonic() - started < 60
+        dropped = [line for line in metrics.splitlines() if line.startswith("promptd_log_lines_dropped_total ")]
+        assert dropped and float(dropped[0].split()[1]) > 0
+    finally:
+        process.terminate()
+        os.close(read_end)  # now the writer thread's blocked write fails and the process can exit
+        process.wait(timeout=20)
