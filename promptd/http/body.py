@@ -76,6 +76,23 @@ def decode_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
+# Bodies at least this large are peeked (`Peek`) before deciding to decode them whole.
+PEEK_FROM_BYTES = 16 * 1024
+
+
+def prompt_fields_of(body: dict[str, Any]) -> tuple[bool, bool]:
+    """(any prompt field with a value, any prompt field that is null) of a decoded body."""
+    if PROMPT_FIELDS.isdisjoint(body):
+        return False, False
+    valued = nulls = False
+    for name in PROMPT_FIELDS.intersection(body):
+        if body[name] is None:
+            nulls = True
+        else:
+            valued = True
+    return valued, nulls
+
+
 class Peek(msgspec.Struct):
     """The few top-level fields a handler needs before (or instead of) decoding
     the whole body: msgspec checks the whole document but builds only these,

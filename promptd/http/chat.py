@@ -15,7 +15,7 @@ from aiohttp import web
 from promptd.compiler import compile_request
 from promptd.compiler.fields import clip, take_prompt_ref
 from promptd.errors import BadRequest
-from promptd.http.body import decode_object, peek_object, read_body
+from promptd.http.body import PEEK_FROM_BYTES, decode_object, peek_object, prompt_fields_of, read_body
 from promptd.http.envelope import Exchange
 from promptd.jsonio import encode_json
 from promptd.state import AppState
@@ -37,12 +37,19 @@ async def compile_and_forward(
     """A request with prompt fields is compiled for `api` and sent to `path` below
     the upstream's base URL; one without is forwarded as the bytes it came with."""
     raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
-    peek = peek_object(raw)
-    valued, nulls = peek.prompt_fields()
     headers: dict[str, str] = {"x-request-id": exchange.request_id}
     body: dict[str, Any] | None = None
-    if not valued:
+    if len(raw) < PEEK_FROM_BYTES:  # small: one full decode costs less than a peek and a decode
+        body = decode_object(raw)
+        valued, nulls = prompt_fields_of(body)
+        model = body.get("model")
+        if model.__class__ is not str:
+            model = None
+    else:  # large: find out whether it must be decoded at all
+        peek = peek_object(raw)
+        valued, nulls = peek.prompt_fields()
         model = peek.model_name()
+    if not valued:
         if model is None:
             raise BadRequest(
                 "`model` is required (or send `prompt_id` for a prompt that sets one)",
@@ -51,11 +58,11 @@ async def compile_and_forward(
             )
         outgoing = raw
         if nulls:  # null prompt fields are absent: removed, the rest forwarded as it came
-            body = decode_object(raw)
+            body = body if body is not None else decode_object(raw)
             take_prompt_ref(body)
             outgoing = encode_json(body)
     else:
-        body = decode_object(raw)
+        body = body if body is not None else decode_object(raw)
         ref = take_prompt_ref(body)
         assert ref is not None
         exchange.prompt_id = ref.id

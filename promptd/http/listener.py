@@ -41,48 +41,52 @@ _SHUTTING_DOWN = PromptdError(
 
 class ConnectionHandler(RequestHandler):
     """aiohttp's connection handler with a deadline for each request's head, and
-    malformed requests answered OpenAI-shaped and logged without their bytes."""
+    malformed requests answered OpenAI-shaped and logged without their bytes.
 
-    __slots__ = ("_head_timer", "_head_count", "_client_timeout")
+    The deadline costs a float per request: the site's sweeper checks every open
+    connection a few times per `client_timeout_s` (no timer per request)."""
 
-    def __init__(self, manager: web.Server, *, client_timeout: float, **kwargs: Any) -> None:
+    __slots__ = ("_head_since", "_head_count", "_open")
+
+    def __init__(self, manager: web.Server, *, open_connections: set[ConnectionHandler], **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
-        self._client_timeout = client_timeout
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._open = open_connections
+        self._head_since = 0.0  # when the current request's first byte (or the connection) came; 0: not waiting
         self._head_count = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._arm()  # a connection that never sends a request line is closed too
+        self._open.add(self)
+        self._head_since = self._loop.time()  # a connection that never sends a request line is closed too
+        self._head_count = self._request_count
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and not self._request_in_progress:
-            self._arm()
+        if not self._head_since and not self._request_in_progress:
+            self._head_since = self._loop.time()
+            self._head_count = self._request_count
         super().data_received(data)
-        if self._head_timer is not None and self._request_count != self._head_count:
-            self._head_timer.cancel()  # the head is in
-            self._head_timer = None
+        if self._head_since and self._request_count != self._head_count:
+            self._head_since = 0.0  # the head is in
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._open.discard(self)
         super().connection_lost(exc)
+
+    def expire_head(self, now: float, timeout: float) -> None:
+        """Close the connection if its request's head is overdue (called by the sweeper)."""
+        since = self._head_since
+        if (
+            since
+            and now - since >= timeout
+            and not self._request_in_progress
+            and self._request_count == self._head_count
+        ):
+            self.force_close()
 
     def stop_lingering(self) -> None:
         """Close once the answer is written, without reading what is left of the
         body (aiohttp would wait up to 10 s for it): for a stalled body."""
         self._lingering_time = 0.0
-
-    def _arm(self) -> None:
-        self._head_count = self._request_count
-        self._head_timer = self._loop.call_later(self._client_timeout, self._head_expired)
-
-    def _head_expired(self) -> None:
-        self._head_timer = None
-        if self._request_in_progress or self._request_count != self._head_count:
-            return
-        self.force_close()
 
     def handle_error(
         self,
@@ -109,9 +113,10 @@ class ConnectionHandler(RequestHandler):
 
 
 class _Site(web.BaseSite):
-    """aiohttp's SockSite with promptd's connection handler and backlog."""
+    """aiohttp's SockSite with promptd's connection handler and backlog, and the
+    sweeper that enforces `client_timeout_s` on request heads."""
 
-    __slots__ = ("_sock", "_client_timeout", "_name")
+    __slots__ = ("_sock", "_client_timeout", "_name", "_open", "_sweeper")
 
     def __init__(self, runner: web.AppRunner, sock: socket.socket, client_timeout: float) -> None:
         super().__init__(runner, backlog=LISTEN_BACKLOG)
@@ -119,6 +124,8 @@ class _Site(web.BaseSite):
         self._client_timeout = client_timeout
         host, port = sock.getsockname()[:2]
         self._name = f"http://{host}:{port}"
+        self._open: set[ConnectionHandler] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -132,10 +139,26 @@ class _Site(web.BaseSite):
         kwargs = dict(server._kwargs)
 
         def handler() -> RequestHandler:
-            return ConnectionHandler(server, loop=server._loop, client_timeout=self._client_timeout, **kwargs)
+            return ConnectionHandler(server, loop=server._loop, open_connections=self._open, **kwargs)
 
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(handler, sock=self._sock, backlog=self._backlog)
+        self._sweeper = asyncio.create_task(self._sweep(), name="promptd-client-timeouts")
+
+    async def _sweep(self) -> None:
+        timeout = self._client_timeout
+        interval = max(0.05, min(1.0, timeout / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for connection in list(self._open):
+                connection.expire_head(now, timeout)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await super().stop()
 
     def stop_accepting(self) -> None:
         if self._server is not None:

@@ -82,10 +82,11 @@ def upstream_headers(
     items = request.headers.items()
     connection = request.headers.get("Connection")
     drop = _DROP_REQUEST
-    if connection is not None or auth_consumed or "Content-Encoding" in request.headers:
+    named = connection is not None and connection.strip().lower() not in ("keep-alive", "close")
+    if named or auth_consumed or "Content-Encoding" in request.headers:
         drop = set(drop)
-        if connection is not None:
-            drop.update(token.strip().lower() for token in connection.split(","))
+        if named:
+            drop.update(token.strip().lower() for token in connection.split(","))  # type: ignore[union-attr]
         if auth_consumed:
             drop.update(_CREDENTIALS)
         if request.headers.get("Content-Encoding", "").strip().lower() in _DECODED:
