@@ -13,19 +13,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 from benchmarks import workload
 from promptd.compiler import compile_request
 from promptd.compiler.fields import take_prompt_ref
+from promptd.jsonio import decode_json, encode_json
 from promptd.prompts.promptset import PromptLoader
 
 
-def per_call_us(prompts, body: bytes, seconds: float) -> float:
+def per_call_us(prompts, body: bytes, seconds: float, api: str = "chat") -> float:
     def once() -> bytes:
-        decoded = orjson.loads(body)
+        decoded = decode_json(body)
         ref = take_prompt_ref(decoded)
-        return orjson.dumps(compile_request(prompts, ref, decoded, "production").body)
+        return encode_json(compile_request(prompts, ref, decoded, "production", api=api).body)
 
     for _ in range(1000):
         once()
@@ -47,9 +46,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = workload.write_config(Path(tmp), 9)
         prompts = PromptLoader([config / "prompts"]).build()
-    for name, body in (("small", workload.SMALL_BODY), ("large", workload.LARGE_BODY)):
-        us = per_call_us(prompts, workload.body_bytes(body), args.seconds)
-        print(f"{name:<6} {us:7.2f} µs per compile (decode + resolve + validate + render + encode)")
+    for name, body, api in (
+        ("small", workload.SMALL_BODY, "chat"),
+        ("large", workload.LARGE_BODY, "chat"),
+        ("small", workload.SMALL_BODY, "responses"),
+        ("large", workload.LARGE_BODY, "responses"),
+        ("rollout", workload.ROLLOUT_BODY, "chat"),
+    ):
+        us = per_call_us(prompts, workload.body_bytes(body), args.seconds, api)
+        print(f"{name:<7} {api:<9} {us:7.2f} µs per compile (decode + resolve + validate + render + encode)")
 
 
 if __name__ == "__main__":

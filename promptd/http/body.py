@@ -30,6 +30,8 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     if length is not None and length > limit:
         raise _too_large(limit)
     try:
+        if request.content.is_eof():  # the whole body is here already: no deadline needed
+            return await request.read()
         async with asyncio.timeout(timeout):
             return await request.read()
     except TimeoutError:

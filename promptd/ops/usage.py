@@ -31,28 +31,17 @@ def find_usage(data: bytes) -> dict[str, Any] | None:
 
 
 def _object_end(data: bytes, start: int) -> int | None:
-    """The index after the object that opens at `start` (strings and escapes respected)."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for index in range(start, min(len(data), start + 4096)):  # a usage object is small
-        byte = data[index]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte == 0x7B:
-            depth += 1
-        elif byte == 0x7D:
-            depth -= 1
-            if depth == 0:
-                return index + 1
-    return None
+    """The index after the object that opens at `start`: the first `}` at which the
+    braces balance (a usage object holds numbers and nested objects, no strings
+    with braces; a slice that still does not decode is skipped by the caller)."""
+    end = start
+    limit = min(len(data), start + 4096)  # a usage object is small
+    while True:
+        end = data.find(b"}", end + 1, limit)
+        if end == -1:
+            return None
+        if data.count(b"{", start, end + 1) == data.count(b"}", start, end + 1):
+            return end + 1
 
 
 def token_counts(usage: dict[str, Any]) -> tuple[int, int, int]:
