@@ -81,25 +81,20 @@ def resolve(
 ) -> Resolved:
     """`body` (the request's other fields) may hold the rollout's sticky key."""
     prompt = find_prompt(prompts, ref.id)
-    if ref.version_alias is not None:
-        number = prompt.version_aliases.get(ref.version_alias)
-        if number is None and ref.version_alias.isascii() and ref.version_alias.isdigit():
-            number = int(ref.version_alias)
+    if ref.version_alias is not None or ref.version is not None:
+        if ref.version_alias is not None:
+            number = prompt.version_aliases.get(ref.version_alias)
+            if number is None and ref.version_alias.isascii() and ref.version_alias.isdigit():
+                number = int(ref.version_alias)
+            what, param = f'version alias or version "{clip(ref.version_alias)}"', "version_id"
+        else:
+            number, what, param = ref.version, f"version {ref.version}", "prompt_version"
         version = prompt.versions.get(number) if number is not None else None
         if version is None:
             raise NotFound(
-                f'prompt "{prompt.id}" has no version alias or version "{clip(ref.version_alias)}" (versions: {", ".join(map(str, sorted(prompt.versions)))})',
+                f'prompt "{prompt.id}" has no {what} (versions: {", ".join(map(str, sorted(prompt.versions)))})',
                 code="prompt_version_not_found",
-                param="version_id",
-            )
-        return Resolved(prompt, version, None)
-    if ref.version is not None:
-        version = prompt.versions.get(ref.version)
-        if version is None:
-            raise NotFound(
-                f'prompt "{prompt.id}" has no version {ref.version} (versions: {", ".join(map(str, sorted(prompt.versions)))})',
-                code="prompt_version_not_found",
-                param="prompt_version",
+                param=param,
             )
         return Resolved(prompt, version, None)
     if ref.environment is not None:
