@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from promptd import __version__
+from promptd import __version__, authoring
 from promptd.compiler.fields import PromptRef, parse_selector
 from promptd.compiler.preview import preview
 from promptd.compiler.resolve import resolve
@@ -67,6 +67,33 @@ def _parser() -> argparse.ArgumentParser:
         default="chat",
         help="the body for Chat Completions (default) or Responses",
     )
+
+    listing = commands.add_parser(
+        "list",
+        help="every prompt: id, model, versions, environments, variables, file",
+        description="Example: promptd list config --json",
+    )
+    listing.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    listing.add_argument("--json", action="store_true", help="JSON for scripts")
+
+    show = commands.add_parser(
+        "show",
+        help="one version as written (templates unrendered)",
+        description="Example: promptd show customer_support@staging config",
+    )
+    show.add_argument("selector", metavar="ID[@N|@ENV]", help="without @: the version a request without one gets")
+    show.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    show.add_argument("--json", action="store_true", help="JSON for scripts")
+
+    diff = commands.add_parser(
+        "diff",
+        help="a unified diff of two versions (numbers or environments)",
+        description="Example: promptd diff customer_support 2 staging config",
+    )
+    diff.add_argument("prompt_id", metavar="ID")
+    diff.add_argument("a", metavar="A", help="a version number or an environment")
+    diff.add_argument("b", metavar="B", help="a version number or an environment")
+    diff.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
     return parser
 
 
@@ -78,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args)
+        if args.command in ("list", "show", "diff"):
+            return _authoring(args)
         return _render(args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -207,6 +236,30 @@ def _render(args: argparse.Namespace) -> int:
     if answer["dropped_params"]:
         print(f"promptd: not sent (no Responses equivalent): {', '.join(answer['dropped_params'])}", file=sys.stderr)
     sys.stdout.write(orjson.dumps(answer["body"], option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _authoring(args: argparse.Namespace) -> int:
+    settings, prompts = _load(args.config)
+    default_environment = settings.default_environment
+    try:
+        if args.command == "list":
+            entries = authoring.catalog(prompts, default_environment)
+            text = orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode() + "\n" if args.json else None
+            authoring.write(text or authoring.list_text(entries))
+        elif args.command == "show":
+            prompt, version, how = authoring.pick(prompts, default_environment, args.selector)
+            written = authoring.as_written(version)
+            if args.json:
+                authoring.write(orjson.dumps({"id": prompt.id, **written}, option=orjson.OPT_INDENT_2).decode() + "\n")
+            else:
+                authoring.write(authoring.show_text(prompt, written, how))
+        else:
+            authoring.write(authoring.diff_text(prompts, default_environment, args.prompt_id, args.a, args.b))
+    except ValueError as exc:
+        return _fail(f"{getattr(args, 'selector', args.command)!r} {exc}")
+    except PromptdError as exc:
+        return _fail(exc.message)
     return 0
 
 

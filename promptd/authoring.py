@@ -1,0 +1,130 @@
+"""`promptd list | show | diff`: the prompt set as a prompt author reads it, with
+no server running (README "Authoring commands")."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import Any
+
+import msgspec
+import orjson
+
+from promptd.compiler.fields import PromptRef, parse_selector
+from promptd.compiler.resolve import find_prompt, resolve
+from promptd.prompts.files import Prompt, PromptVersion, Rollout
+from promptd.prompts.promptset import PromptSet
+
+
+def catalog(prompts: PromptSet, default_environment: str) -> list[dict[str, Any]]:
+    """One entry per prompt, sorted by id."""
+    out = []
+    for prompt_id in sorted(prompts.prompts):
+        prompt = prompts.prompts[prompt_id]
+        default = _default_version(prompt, default_environment)
+        out.append(
+            {
+                "id": prompt.id,
+                "description": prompt.description,
+                "model": default.model,
+                "versions": sorted(prompt.versions),
+                "latest": prompt.latest.number,
+                "environments": prompt.environments,
+                "variables": sorted(default.rules.describe()),
+                "file": prompt.source,
+            }
+        )
+    return out
+
+
+def list_text(entries: list[dict[str, Any]]) -> str:
+    lines = []
+    for entry in entries:
+        environments = ", ".join(
+            f"{name}={orjson.dumps(target).decode() if isinstance(target, dict) else target}"
+            for name, target in sorted(entry["environments"].items())
+        )
+        lines.append(
+            f"{entry['id']}  v{entry['latest']} ({len(entry['versions'])} versions)  model={entry['model'] or '-'}"
+            f"  [{environments or 'no environments'}]  vars: {', '.join(entry['variables']) or '-'}  {entry['file']}"
+        )
+        if entry["description"]:
+            lines.append(f"    {entry['description']}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def pick(prompts: PromptSet, default_environment: str, selector: str) -> tuple[Prompt, PromptVersion, str]:
+    """`id`, `id@N` or `id@ENV` -> the version, and how it was chosen. Without a
+    selector: what a request without one gets (a rollout: its heaviest version)."""
+    prompt_id, number, environment = parse_selector(selector)
+    prompt = find_prompt(prompts, prompt_id)
+    if number is None and environment is None:
+        version = _default_version(prompt, default_environment)
+        how = "latest" if default_environment not in prompt.targets else f"environment {default_environment}"
+        return prompt, version, how
+    resolved = resolve(prompts, PromptRef(prompt.id, number, environment), default_environment)
+    target = prompt.targets.get(environment or "")
+    if isinstance(target, Rollout):
+        version = prompt.versions[_heaviest(target)]
+        return prompt, version, f"environment {environment} (a rollout; its heaviest version)"
+    return prompt, resolved.version, f"environment {environment}" if environment else f"version {number}"
+
+
+def as_written(version: PromptVersion) -> dict[str, Any]:
+    """A version as its file says it: templates unrendered."""
+    decl = msgspec.to_builtins(version.decl)
+    return {
+        "version": version.number,
+        "model": version.model,
+        "messages": decl["messages"],
+        "params": decl.get("params", {}),
+        "variables": decl.get("variables", {}),
+        "aliases": decl.get("aliases", []),
+        "hash": version.hash,
+    }
+
+
+def show_text(prompt: Prompt, written: dict[str, Any], how: str) -> str:
+    lines = [f"{prompt.id} version {written['version']} ({how}), hash {written['hash']}", f"file: {prompt.source}"]
+    lines.append(f"model: {written['model'] or '- (the request chooses)'}")
+    lines.append("messages:")
+    for message in written["messages"]:
+        content = message.get("content")
+        text = content if isinstance(content, str) else orjson.dumps(content).decode()
+        lines.append(f"  [{message['role']}]")
+        lines += [f"    {line}" for line in text.splitlines() or [""]]
+    if written["params"]:
+        lines.append("params: " + orjson.dumps(written["params"], option=orjson.OPT_SORT_KEYS).decode())
+    for name, declaration in written["variables"].items():
+        lines.append(f"variable {name}: " + orjson.dumps(declaration, option=orjson.OPT_SORT_KEYS).decode())
+    return "\n".join(lines) + "\n"
+
+
+def canonical(written: dict[str, Any]) -> list[str]:
+    """A stable, readable form of a version for diffs (no hash, sorted keys)."""
+    shown = {key: written[key] for key in ("model", "messages", "params", "variables")}
+    return orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode().splitlines(keepends=True)
+
+
+def diff_text(prompts: PromptSet, default_environment: str, prompt_id: str, a: str, b: str) -> str:
+    sides = []
+    for side in (a, b):
+        _, version, _ = pick(prompts, default_environment, f"{prompt_id}@{side}")
+        sides.append((f"{prompt_id}@{side} (version {version.number})", canonical(as_written(version))))
+    (name_a, lines_a), (name_b, lines_b) = sides
+    return "".join(difflib.unified_diff(lines_a, lines_b, fromfile=name_a, tofile=name_b))
+
+
+def _default_version(prompt: Prompt, default_environment: str) -> PromptVersion:
+    target = prompt.targets.get(default_environment)
+    if target is None:
+        return prompt.latest
+    return prompt.versions[target if isinstance(target, int) else _heaviest(target)]
+
+
+def _heaviest(rollout: Rollout) -> int:
+    return max(rollout.versions, key=lambda version: (rollout.weights[str(version)], version))
+
+
+def write(text: str) -> None:
+    sys.stdout.write(text)
