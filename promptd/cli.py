@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import orjson
@@ -22,7 +23,16 @@ from promptd.compiler.resolve import resolve
 from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
 from promptd.prompts.promptset import PromptLoader, PromptSet
-from promptd.settings import DEFAULT_CONFIG, HELP, SERVER_FLAGS, Settings, load_settings, with_overrides
+from promptd.settings import (
+    DEFAULT_CONFIG,
+    HELP,
+    SERVER_FLAGS,
+    Settings,
+    find_config_file,
+    load_settings,
+    with_overrides,
+)
+from promptd.structs import TomlError, parse_toml
 from promptd.upstreams.routing import Router
 
 log = logging.getLogger("promptd")
@@ -142,6 +152,20 @@ def _serve(args: argparse.Namespace) -> int:
     return server.run_worker(settings, prompts)
 
 
+def _prompt_dirs_anyway(config: str | None) -> tuple[Path, ...]:
+    """The prompt directories a config names, read leniently (its other problems are reported already)."""
+    try:
+        path = find_config_file(config)
+        parsed = parse_toml(path.read_bytes())
+    except (ConfigError, TomlError, OSError):
+        return ()
+    section = parsed.get("prompts") if isinstance(parsed.get("prompts"), dict) else {}
+    paths = section.get("paths", ["prompts"])
+    if not isinstance(paths, list) or not all(isinstance(item, str) for item in paths):
+        return ()
+    return tuple(d for d in (path.parent / item for item in paths) if d.is_dir())
+
+
 def _validate(args: argparse.Namespace) -> int:
     problems: list[str] = []
     try:
@@ -150,9 +174,11 @@ def _validate(args: argparse.Namespace) -> int:
         problems += exc.problems
         settings = None
     prompts = None
-    if settings is not None:
+    # With a broken config, the prompt files are still checked, where its paths point.
+    dirs = settings.prompt_dirs if settings is not None else _prompt_dirs_anyway(args.config)
+    if dirs:
         try:
-            prompts = PromptLoader(settings.prompt_dirs).build()
+            prompts = PromptLoader(dirs).build()
         except ConfigError as exc:
             problems += exc.problems
     if prompts is not None:

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from promptd.errors import ConfigError
-from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
+from promptd.structs import Strict, TomlError, check_all, describe_decode_error, format_problem, parse_toml
 from promptd.upstreams.client import Target
 
 CONFIG_FILE_NAME = "promptd.toml"
@@ -174,12 +174,17 @@ def find_config_file(config: str | os.PathLike[str] | None) -> Path:
 def load_settings(config: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     path = find_config_file(config)
     try:
-        raw = decode_toml(path.read_bytes(), ConfigFile)
+        parsed = parse_toml(path.read_bytes())
+    except TomlError as exc:
+        raise ConfigError([format_problem(str(path), "", f"not valid TOML: {exc}")]) from None
+    problems = check_all(parsed, ConfigFile)  # every problem at once, not the first
+    if problems:
+        raise ConfigError([format_problem(str(path), key, message) for key, message in problems])
+    try:
+        raw = msgspec.convert(parsed, ConfigFile, str_keys=True)
     except msgspec.ValidationError as exc:
         key, message = describe_decode_error(exc)
         raise ConfigError([format_problem(str(path), key, message)]) from None
-    except TomlError as exc:
-        raise ConfigError([format_problem(str(path), "", f"not valid TOML: {exc}")]) from None
     return resolve_settings(raw, path, os.environ if environ is None else environ)
 
 

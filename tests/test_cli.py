@@ -151,3 +151,26 @@ def test_validate_rejects_a_base_url_without_a_host(tmp_path):
     result = promptd("validate", str(config))
     assert result.returncode == 1
     assert 'upstreams[0].base_url: "https://" has no host' in result.stderr
+
+
+def test_validate_prints_every_problem_at_once_with_did_you_mean(tmp_path):
+    config = write_config(
+        tmp_path,
+        {
+            "a.toml": SUPPORT,
+            "b.toml": SUPPORT.replace('id = "support"', 'id = "b"').replace("{{company}}.", "{{#company}}."),
+        },
+    )
+    text = (config / "promptd.toml").read_text()
+    text = text.replace("[server]", "[server]\nprot = 8080\nworkers = 0\n[promts]\nwatch = true\n", 1)
+    text = text.replace('models = ["echo"]', 'modles = ["echo"]')
+    (config / "promptd.toml").write_text(text)
+    result = promptd("validate", str(config))
+    assert result.returncode == 1
+    lines = [line.split("promptd.toml: ", 1)[-1] for line in result.stderr.splitlines()]
+    assert 'server.prot: unknown key (did you mean "port"?)' in lines
+    assert "server.workers: Expected `int` >= 1" in lines
+    assert 'promts: unknown key (did you mean "prompts"?)' in lines
+    assert 'upstreams[1].modles: unknown key (did you mean "models"?)' in lines
+    assert any(line.endswith('b.toml: versions[1].messages[0].content: unclosed section "company"') for line in lines)
+    assert lines[-1] == "5 problems found"
