@@ -10,6 +10,7 @@ from promptd.http import catalog, chat
 from promptd.http.envelope import Handler, endpoint
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
+from promptd.prompts.lock import lock_path
 from promptd.prompts.promptset import PromptLoader, PromptSet
 from promptd.prompts.reload import Reloader, reload_context
 from promptd.prompts.served import ServedPrompts
@@ -49,7 +50,7 @@ def create_app(
 ) -> web.Application:
     """Build the app. Without `prompts`, the prompt set is loaded now and a
     `ConfigError` is raised if it is invalid."""
-    loader = loader or PromptLoader(settings.prompt_dirs)
+    loader = loader or PromptLoader(settings.prompt_dirs, lock_path(settings.config_path))
     if prompts is None:
         prompts = loader.build()
     metrics = metrics or Metrics()

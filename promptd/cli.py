@@ -22,6 +22,7 @@ from promptd.compiler.preview import preview
 from promptd.compiler.resolve import resolve
 from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
+from promptd.prompts.lock import lock_path, read_lock, violations, write_lock
 from promptd.prompts.promptset import PromptLoader, PromptSet
 from promptd.settings import (
     DEFAULT_CONFIG,
@@ -95,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
     show.add_argument("--json", action="store_true", help="JSON for scripts")
 
+    lock = commands.add_parser(
+        "lock",
+        help="write prompts.lock (every version's hash); --check: exit 1 if a locked version changed",
+        description="Example: promptd lock config --check",
+    )
+    lock.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    lock.add_argument("--check", action="store_true", help="change nothing; exit 1 if a locked version changed")
+
     diff = commands.add_parser(
         "diff",
         help="a unified diff of two versions (numbers or environments)",
@@ -117,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command in ("list", "show", "diff"):
             return _authoring(args)
+        if args.command == "lock":
+            return _lock(args)
         return _render(args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -126,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(config: str | None) -> tuple[Settings, PromptSet]:
     settings = load_settings(config)
-    return settings, PromptLoader(settings.prompt_dirs).build()
+    return settings, PromptLoader(settings.prompt_dirs, lock_path(settings.config_path)).build()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -176,9 +187,10 @@ def _validate(args: argparse.Namespace) -> int:
     prompts = None
     # With a broken config, the prompt files are still checked, where its paths point.
     dirs = settings.prompt_dirs if settings is not None else _prompt_dirs_anyway(args.config)
+    lock = lock_path(settings.config_path) if settings is not None else None
     if dirs:
         try:
-            prompts = PromptLoader(dirs).build()
+            prompts = PromptLoader(dirs, lock).build()
         except ConfigError as exc:
             problems += exc.problems
     if prompts is not None:
@@ -262,6 +274,30 @@ def _render(args: argparse.Namespace) -> int:
     if answer["dropped_params"]:
         print(f"promptd: not sent (no Responses equivalent): {', '.join(answer['dropped_params'])}", file=sys.stderr)
     sys.stdout.write(orjson.dumps(answer["body"], option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    path = lock_path(settings.config_path)
+    prompts = PromptLoader(settings.prompt_dirs).build()  # the lock itself is checked below, not here
+    locked = read_lock(path)
+    problems = violations(locked, prompts.prompts, str(path)) if locked is not None else []
+    if args.check:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if locked is None:
+            return _fail(f"{path}: no lock file (run `promptd lock` to write one)")
+        if problems:
+            print(f"{len(problems)} locked version(s) changed", file=sys.stderr)
+            return 1
+        print(f"ok: {sum(map(len, locked.values()))} locked versions unchanged ({path})")
+        return 0
+    write_lock(path, prompts.prompts)
+    versions = sum(len(p.versions) for p in prompts.prompts.values())
+    print(f"wrote {path}: {len(prompts.prompts)} prompts, {versions} versions")
+    for problem in problems:
+        print(f"note: accepted the change: {problem}", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,7 @@ from types import MappingProxyType
 
 from promptd.errors import ConfigError
 from promptd.prompts.files import FileResult, Prompt, compile_prompt_file
+from promptd.prompts.lock import read_lock, violations
 
 PROMPT_SUFFIXES = (".toml", ".json")
 
@@ -164,8 +165,9 @@ class PromptLoader:
     did not change since the last build is not read or parsed again, so a build
     after a one-file edit costs a stat per file."""
 
-    def __init__(self, directories: Iterable[Path]) -> None:
+    def __init__(self, directories: Iterable[Path], lock: Path | None = None) -> None:
         self.directories = tuple(directories)
+        self.lock = lock  # prompts.lock: checked on every build while it exists
         self._cache: dict[str, tuple[FileKey, FileResult]] = {}
         self._built = False  # once a set was built, an empty one is a failed reload
 
@@ -230,6 +232,14 @@ class PromptLoader:
                 problems.append(f"{where}: no prompt files left: a reload that would serve no prompt is refused")
             else:
                 warnings.append(f"{where}: no prompt files found; serving an empty set")
+        if self.lock is not None and not problems:
+            try:
+                locked = read_lock(self.lock)
+            except (OSError, ValueError) as exc:
+                problems.append(f"{self.lock}: cannot read the lock: {exc}")
+            else:
+                if locked is not None:
+                    problems += violations(locked, by_id, str(self.lock))
         if problems:
             raise ConfigError(problems)
         self._built = True

@@ -12,14 +12,16 @@ import logging
 import time
 
 from promptd.ops.metrics import Metrics
+from promptd.prompts.lock import changed_in_place
 from promptd.prompts.promptset import PromptSet
 
 log = logging.getLogger("promptd.reload")
 
 
 class ServedPrompts:
-    def __init__(self, initial: PromptSet, metrics: Metrics) -> None:
+    def __init__(self, initial: PromptSet, metrics: Metrics, warn_in_place: bool = True) -> None:
         self.metrics = metrics
+        self.warn_in_place = warn_in_place  # without a lock, an in-place version change is a warning
         self.current = initial if initial.generation else initial.with_generation(1)
         gc.freeze()  # the served set is long-lived: keep it out of every future collection
         self.last_reload_at = self.current.loaded_at
@@ -36,6 +38,9 @@ class ServedPrompts:
         if new.hash == self.current.hash:
             return None
         retired = self.current
+        if self.warn_in_place:
+            for warning in changed_in_place(retired.prompts, new.prompts):
+                log.warning(warning)
         self.current = new.with_generation(retired.generation + 1)
         gc.freeze()
         self.metrics.generation.set(self.current.generation)
