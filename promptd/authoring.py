@@ -1,4 +1,4 @@
-"""`promptd list | show | diff`: the prompt set as a prompt author reads it, with
+"""`promptd list | show | diff | test`: the prompt set as a prompt author reads it, with
 no server running (README "Authoring commands")."""
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import msgspec
 import orjson
 
 from promptd.compiler.fields import PromptRef, parse_selector
+from promptd.compiler.preview import preview
 from promptd.compiler.resolve import find_prompt, resolve
+from promptd.errors import PromptdError
 from promptd.prompts.files import Prompt, PromptVersion, Rollout
 from promptd.prompts.promptset import PromptSet
+from promptd.upstreams.routing import Router
 
 
 def catalog(prompts: PromptSet, default_environment: str) -> list[dict[str, Any]]:
@@ -128,3 +131,78 @@ def _heaviest(rollout: Rollout) -> int:
 
 def write(text: str) -> None:
     sys.stdout.write(text)
+
+
+def run_tests(
+    prompts: PromptSet, router: Router, default_environment: str, only: list[str]
+) -> tuple[list[str], int, int]:
+    """Run the `[[tests]]` of every prompt (or of the ids in `only`): one line per
+    test, and the counts passed and failed. Nothing is sent anywhere."""
+    lines: list[str] = []
+    passed = failed = 0
+    missing = [prompt_id for prompt_id in only if prompt_id not in prompts.prompts]
+    for prompt_id in missing:
+        lines.append(f"FAIL {prompt_id}: no such prompt")
+        failed += 1
+    for prompt_id in sorted(prompts.prompts):
+        if only and prompt_id not in only:
+            continue
+        prompt = prompts.prompts[prompt_id]
+        for test in prompt.tests:
+            problem = _run_one(prompts, router, default_environment, prompt, test)
+            if problem is None:
+                passed += 1
+                lines.append(f"PASS {prompt_id}: {test.name}")
+            else:
+                failed += 1
+                lines.append(f"FAIL {prompt_id}: {test.name}: {problem}")
+    return lines, passed, failed
+
+
+def _run_one(prompts: PromptSet, router: Router, default_environment: str, prompt: Prompt, test: Any) -> str | None:
+    body: dict[str, Any] = {"variables": dict(test.variables)}
+    if test.version is not None:
+        body["version"] = test.version
+    if test.environment is not None:
+        body["environment"] = test.environment
+    if test.sticky_key is not None:
+        body["sticky_key"] = test.sticky_key
+    if test.messages is not None:
+        body["messages"] = list(test.messages)
+    try:
+        answer = preview(prompts, router, default_environment, prompt.id, body, require_model=False)
+    except PromptdError as exc:
+        if test.expect_error == exc.code:
+            return None
+        return f"expected {_expectation(test)}, got error {exc.code}: {exc.message}"
+    if test.expect_error is not None:
+        return f"expected error {test.expect_error}, got a body (version {answer['version']})"
+    messages = answer["body"]["messages"]
+    if test.expect_messages is not None and messages != test.expect_messages:
+        return f"expected messages {_json(test.expect_messages)}, rendered {_json(messages)}"
+    text = "\n".join(_texts(messages))
+    absent = [needle for needle in test.expect_contains or () if needle not in text]
+    if absent:
+        return f"expected the rendered messages to contain {_json(absent)}, rendered {_json(messages)}"
+    return None
+
+
+def _texts(messages: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            out.append(content)
+        elif isinstance(content, list):
+            out += [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return out
+
+
+def _expectation(test: Any) -> str:
+    if test.expect_error is not None:
+        return f"error {test.expect_error}"
+    return "a body"
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()

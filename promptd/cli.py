@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
     show.add_argument("--json", action="store_true", help="JSON for scripts")
 
+    test = commands.add_parser(
+        "test",
+        help="run the prompts' [[tests]]; exit 1 on any failure",
+        description="Example: promptd test config customer_support",
+    )
+    test.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    test.add_argument("ids", nargs="*", metavar="ID", help="only these prompts (after CONFIG)")
+
     lock = commands.add_parser(
         "lock",
         help="write prompts.lock (every version's hash); --check: exit 1 if a locked version changed",
@@ -128,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _authoring(args)
         if args.command == "lock":
             return _lock(args)
+        if args.command == "test":
+            return _test(args)
         return _render(args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -275,6 +285,17 @@ def _render(args: argparse.Namespace) -> int:
         print(f"promptd: not sent (no Responses equivalent): {', '.join(answer['dropped_params'])}", file=sys.stderr)
     sys.stdout.write(orjson.dumps(answer["body"], option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    settings, prompts = _load(args.config)
+    lines, passed, failed = authoring.run_tests(
+        prompts, Router(settings.upstreams), settings.default_environment, args.ids
+    )
+    for line in lines:
+        print(line)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def _lock(args: argparse.Namespace) -> int:

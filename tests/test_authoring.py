@@ -65,3 +65,62 @@ def test_errors_are_one_line(tmp_path):
         result = promptd(*args)
         assert result.returncode == 1 and result.stderr.startswith(expected), result.stderr
         assert result.stderr.count("\n") == 1
+
+
+TESTED = (
+    SUPPORT
+    + """
+[[tests]]
+name = "production greets"
+variables = { name = "Sam", issue = "billing" }
+expect_contains = ["I am Sam and my issue is billing."]
+
+[[tests]]
+name = "v1 exactly"
+version = 1
+messages = [{ role = "user", content = "hi" }]
+expect_messages = [{ role = "system", content = "v1 for Acme" }, { role = "user", content = "hi" }]
+
+[[tests]]
+name = "a wrong expectation"
+variables = { name = "Sam", issue = "billing" }
+expect_contains = ["not there"]
+
+[[tests]]
+name = "enum miss"
+variables = { name = "Sam", issue = "refund" }
+expect_error = "invalid_variables"
+"""
+)
+
+
+def test_test_runs_every_test_and_shows_what_failed(tmp_path):
+    config = write_config(tmp_path, {"support.toml": TESTED})
+    result = promptd("test", str(config))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "PASS support: production greets"
+    assert lines[1] == "PASS support: v1 exactly"
+    assert lines[2].startswith(
+        'FAIL support: a wrong expectation: expected the rendered messages to contain ["not there"], rendered ['
+    )
+    assert lines[3] == "PASS support: enum miss"
+    assert lines[-1] == "3 passed, 1 failed"
+    only = promptd("test", str(config), "nope")
+    assert only.returncode == 1 and only.stdout.splitlines()[-1] == "0 passed, 1 failed"
+
+
+def test_validate_checks_that_tests_are_well_formed(tmp_path):
+    bad = SUPPORT + '\n[[tests]]\nname = "x"\nversion = 9\n\n[[tests]]\nname = "y"\nexpect_error = "nope"\n'
+    config = write_config(tmp_path, {"support.toml": bad})
+    result = promptd("validate", str(config))
+    assert result.returncode == 1
+    assert 'tests[0]: test "x" needs expect_contains, expect_messages or expect_error' in result.stderr
+    assert "tests[0].version: version 9 does not exist (versions: 1, 2, 3)" in result.stderr
+    assert 'tests[1].expect_error: "nope" is not an error code of promptd' in result.stderr
+
+
+def test_tests_never_affect_serving(tmp_path):
+    config = write_config(tmp_path, {"support.toml": TESTED})
+    rendered = promptd("render", "support", str(config), "--var", "name=A", "--var", "issue=billing")
+    assert rendered.returncode == 0 and "expect" not in rendered.stdout

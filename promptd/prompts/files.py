@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
+from promptd.errors import ERROR_CODES
 from promptd.prompts.template import HC_TYPES, Template, TemplateSyntaxError
 from promptd.prompts.variables import CHECKS, MISSING, TYPES, Rule, Rules
 from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
@@ -53,6 +54,20 @@ class VersionDecl(Strict):
     variables: dict[str, VariableDecl] = msgspec.field(default_factory=dict)
 
 
+class TestDecl(Strict):
+    """A `[[tests]]` entry: run by `promptd test`, ignored by serving."""
+
+    name: str
+    version: int | None = None
+    environment: str | None = None
+    sticky_key: str | None = None
+    variables: dict[str, Any] = msgspec.field(default_factory=dict)
+    messages: list[dict[str, Any]] | None = None
+    expect_contains: list[str] | None = None
+    expect_messages: list[dict[str, Any]] | None = None
+    expect_error: str | None = None
+
+
 class PromptDecl(Strict):
     versions: Annotated[list[VersionDecl], msgspec.Meta(min_length=1)]
     id: str | None = None
@@ -60,6 +75,7 @@ class PromptDecl(Strict):
     # environment -> a version, or a weighted rollout {"2": 90, "3": 10}
     environments: dict[str, int | dict[str, int]] = msgspec.field(default_factory=dict)
     aliases: list[str] = msgspec.field(default_factory=list)
+    tests: list[TestDecl] = msgspec.field(default_factory=list)
 
 
 class MessageTemplate:
@@ -170,6 +186,7 @@ class Prompt:
         "environments",
         "targets",
         "aliases",
+        "tests",
         "version_aliases",
         "hash",
     )
@@ -186,6 +203,7 @@ class Prompt:
             name: target if isinstance(target, int) else Rollout(target) for name, target in decl.environments.items()
         }
         self.aliases = tuple(decl.aliases)
+        self.tests = tuple(decl.tests)
         self.version_aliases = {alias: v.version for v in decl.versions for alias in v.aliases}
         self.hash = content_hash(
             orjson.dumps(
@@ -276,6 +294,18 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
 
     known = {v.version for v in decl.versions}
     listed = ", ".join(map(str, sorted(known)))
+    for index, test in enumerate(decl.tests):
+        key = f"tests[{index}]"
+        if test.expect_contains is None and test.expect_messages is None and test.expect_error is None:
+            problem(key, f'test "{test.name}" needs expect_contains, expect_messages or expect_error')
+        if test.version is not None and test.environment is not None:
+            problem(key, f'test "{test.name}": give a version or an environment, not both')
+        if test.version is not None and test.version not in known:
+            problem(f"{key}.version", f"version {test.version} does not exist (versions: {listed})")
+        if test.environment is not None and test.environment not in decl.environments:
+            problem(f"{key}.environment", f'environment "{test.environment}" does not exist')
+        if test.expect_error is not None and test.expect_error not in ERROR_CODES:
+            problem(f"{key}.expect_error", f'"{test.expect_error}" is not an error code of promptd')
     for name, target in decl.environments.items():
         if isinstance(target, int):
             if target not in known:
