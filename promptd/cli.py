@@ -16,10 +16,10 @@ from typing import Any, NoReturn
 
 import orjson
 
-from promptd import __version__, authoring
+from promptd import __version__, authoring, editing
 from promptd.compiler.fields import PromptRef, parse_selector
 from promptd.compiler.preview import preview
-from promptd.compiler.resolve import resolve
+from promptd.compiler.resolve import find_prompt, resolve
 from promptd.errors import ConfigError, PromptdError
 from promptd.ops.logs import LOG_LEVELS, setup_logging
 from promptd.prompts.lock import lock_path, read_lock, violations, write_lock
@@ -104,6 +104,25 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
     test.add_argument("ids", nargs="*", metavar="ID", help="only these prompts (after CONFIG)")
 
+    promote = commands.add_parser(
+        "promote",
+        help="set environments.ENV = VERSION in the prompt's file",
+        description="Example: promptd promote customer_support production 3 config",
+    )
+    promote.add_argument("prompt_id", metavar="ID")
+    promote.add_argument("environment", metavar="ENV")
+    promote.add_argument("version", metavar="VERSION", type=int)
+    promote.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+
+    new_version = commands.add_parser(
+        "new-version",
+        help="append version latest+1, a copy of N (default latest)",
+        description="Example: promptd new-version customer_support config --from 2",
+    )
+    new_version.add_argument("prompt_id", metavar="ID")
+    new_version.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+    new_version.add_argument("--from", dest="source", type=int, metavar="N", help="the version to copy")
+
     lock = commands.add_parser(
         "lock",
         help="write prompts.lock (every version's hash); --check: exit 1 if a locked version changed",
@@ -138,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lock(args)
         if args.command == "test":
             return _test(args)
+        if args.command in ("promote", "new-version"):
+            return _edit(args)
         return _render(args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -284,6 +305,20 @@ def _render(args: argparse.Namespace) -> int:
     if answer["dropped_params"]:
         print(f"promptd: not sent (no Responses equivalent): {', '.join(answer['dropped_params'])}", file=sys.stderr)
     sys.stdout.write(orjson.dumps(answer["body"], option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def _edit(args: argparse.Namespace) -> int:
+    settings, prompts = _load(args.config)
+    try:
+        prompt = find_prompt(prompts, args.prompt_id)
+    except PromptdError as exc:
+        return _fail(exc.message)
+    lock = lock_path(settings.config_path)
+    if args.command == "promote":
+        print(editing.promote(prompt, args.environment, args.version, lock))
+    else:
+        print(editing.new_version(prompt, args.source, lock))
     return 0
 
 
