@@ -52,17 +52,27 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"a promptd.toml, or a directory holding one (default: ./{DEFAULT_CONFIG})"
 
-    serve = commands.add_parser("serve", help="run the gateway")
+    serve = commands.add_parser(
+        "serve", help="run the gateway", description="Example: promptd serve config --port 8080 --workers 2"
+    )
     serve.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
     for key, flag in SERVER_FLAGS.items():
         kind = str if key == "host" else int
         serve.add_argument(flag, type=kind, help=f"overrides server.{key}: {HELP['server.' + key]}")
     serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default: info")
 
-    validate = commands.add_parser("validate", help="load and check the config and every prompt file")
+    validate = commands.add_parser(
+        "validate",
+        help="load and check the config and every prompt file",
+        description="Example: promptd validate config (prints every problem; exit 1 if any)",
+    )
     validate.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
 
-    render = commands.add_parser("render", help="print the body a request for PROMPT_ID would send upstream")
+    render = commands.add_parser(
+        "render",
+        help="print the body a request for PROMPT_ID would send upstream",
+        description="Example: promptd render customer_support config --var customer_name=Sarah --var issue_type=billing",
+    )
     render.add_argument("prompt_id", metavar="PROMPT_ID", help="a prompt id; id@3 and id@staging work too")
     render.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
     which = render.add_mutually_exclusive_group()
@@ -224,6 +234,8 @@ def _validate(args: argparse.Namespace) -> int:
             prompts = PromptLoader(dirs, lock).build()
         except ConfigError as exc:
             problems += exc.problems
+            for warning in exc.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
     if prompts is not None:
         for warning in prompts.warnings:
             print(f"warning: {warning}", file=sys.stderr)

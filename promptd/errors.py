@@ -149,6 +149,7 @@ class UpstreamTimeout(PromptdError):
 class ConfigError(Exception):
     """Loading failed. `problems` holds one line per problem, ready to print."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], warnings: list[str] | tuple[str, ...] = ()) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.warnings = tuple(warnings)  # found on the way; `validate` shows them beside the problems

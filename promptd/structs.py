@@ -61,7 +61,10 @@ def check_all(raw: Any, type: type[Strict], path: str = "") -> list[tuple[str, s
             problems.append((where, f"unknown key{hint}"))
             continue
         inner = _struct_of(info.type)
-        if inner is not None and isinstance(value, dict):
+        if inner is not None and isinstance(value, dict) and typing.get_origin(_unwrap(info.type)) is dict:
+            for name, item in value.items():
+                problems += check_all(item, inner, join_path(where, name))
+        elif inner is not None and isinstance(value, dict):
             problems += check_all(value, inner, where)
         elif inner is not None and isinstance(value, list) and _is_list_of_struct(info.type):
             for index, item in enumerate(value):
@@ -78,7 +81,13 @@ def check_all(raw: Any, type: type[Strict], path: str = "") -> list[tuple[str, s
     return problems
 
 
+def _unwrap(annotation: Any) -> Any:
+    """`Annotated[X, ...]` -> X."""
+    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is typing.Annotated else annotation
+
+
 def _struct_of(annotation: Any) -> type[Strict] | None:
+    annotation = _unwrap(annotation)
     for candidate in (annotation, *typing.get_args(annotation)):
         if isinstance(candidate, type) and issubclass(candidate, Strict):
             return candidate
@@ -86,7 +95,7 @@ def _struct_of(annotation: Any) -> type[Strict] | None:
 
 
 def _is_list_of_struct(annotation: Any) -> bool:
-    return typing.get_origin(annotation) is list
+    return typing.get_origin(_unwrap(annotation)) is list
 
 
 def _kind(value: Any) -> str:

@@ -174,3 +174,19 @@ def test_validate_prints_every_problem_at_once_with_did_you_mean(tmp_path):
     assert 'upstreams[1].modles: unknown key (did you mean "models"?)' in lines
     assert any(line.endswith('b.toml: versions[1].messages[0].content: unclosed section "company"') for line in lines)
     assert lines[-1] == "5 problems found"
+
+
+def test_validate_shows_every_problem_inside_one_file(tmp_path):
+    bad = (
+        'descripton = "typo"\n[[versions]]\nversion = "1"\nmessages = [{ role = "robot", content = "hi" }]\n'
+        '[versions.variables]\nx = { tpye = "string" }\n'
+    )
+    config = write_config(tmp_path, {"bad.toml": bad})
+    result = promptd("validate", str(config))
+    lines = [line.split("bad.toml: ", 1)[-1] for line in result.stderr.splitlines()]
+    assert lines[:4] == [
+        'descripton: unknown key (did you mean "description"?)',
+        "versions[0].version: Expected `int`, got `str`",
+        "versions[0].messages[0].role: Invalid enum value 'robot'",
+        'versions[0].variables.x.tpye: unknown key (did you mean "type"?)',
+    ]

@@ -67,3 +67,16 @@ async def test_a_running_server_refuses_an_in_place_change(make_gateway, tmp_pat
             break
         await asyncio.sleep(0.05)
     assert ready["generation"] == 2 and ready["last_reload_error"] is None
+
+
+async def test_without_a_lock_an_in_place_change_is_a_warning(make_gateway, caplog):
+    client = await make_gateway(prompts={"support.toml": SUPPORT}, watch=True)
+    await asyncio.sleep(0.3)
+    path = client.config_dir / "prompts" / "support.toml"
+    path.write_text(path.read_text().replace("v3 {{company}}", "v3 edited {{company}}"))
+    for _ in range(100):
+        if (await (await client.get("/readyz")).json())["generation"] == 2:
+            break
+        await asyncio.sleep(0.05)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any('prompt "support" version 3 changed in place' in w for w in warnings), warnings

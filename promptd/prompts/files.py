@@ -17,7 +17,15 @@ import orjson
 from promptd.errors import ERROR_CODES
 from promptd.prompts.template import HC_TYPES, Template, TemplateSyntaxError
 from promptd.prompts.variables import CHECKS, MISSING, TYPES, Rule, Rules
-from promptd.structs import Strict, TomlError, decode_toml, describe_decode_error, format_problem
+from promptd.structs import (
+    Strict,
+    TomlError,
+    check_all,
+    decode_toml,
+    describe_decode_error,
+    format_problem,
+    parse_toml,
+)
 
 PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 RESERVED_PARAMS = {
@@ -234,6 +242,14 @@ def decode_prompt_file(source: str, data: bytes) -> PromptDecl:
     return decode_toml(data, PromptDecl)
 
 
+def _every_problem(source: str, data: bytes) -> list[tuple[str, str]]:
+    try:
+        raw = orjson.loads(data) if source.endswith(".json") else parse_toml(data)
+        return check_all(raw, PromptDecl)
+    except (orjson.JSONDecodeError, TomlError, RecursionError):
+        return []
+
+
 def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult:
     problems: list[str] = []
     warnings: list[str] = []
@@ -247,7 +263,10 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
         problem("", "nests too deep to be loaded")
         return FileResult(None, problems, warnings)
     except msgspec.ValidationError as exc:
-        problem(*describe_decode_error(exc))
+        # The decode stopped at the first problem: find every one, so one run shows them all.
+        found = _every_problem(source, data) or [describe_decode_error(exc)]
+        for path, message in found:
+            problem(path, message)
         return FileResult(None, problems, warnings)
     except (msgspec.DecodeError, UnicodeDecodeError, TomlError) as exc:
         kind = "JSON" if source.endswith(".json") else "TOML"
@@ -372,7 +391,8 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
             problem(f"{key}.params.{name}", reason)
             ok = False
 
-    rules = _compile_rules(decl, templates_used, key, problem, warnings, source)
+    # An unparsed template hides the names it uses: no "declared but unused" warnings then.
+    rules = _compile_rules(decl, templates_used, key, problem, warnings if ok else [], source)
     if rules is None or not ok:
         return None
     return PromptVersion(prompt_id, decl, tuple(messages), rules)

@@ -241,7 +241,7 @@ class PromptLoader:
                 if locked is not None:
                     problems += violations(locked, by_id, str(self.lock))
         if problems:
-            raise ConfigError(problems)
+            raise ConfigError(problems, warnings)
         self._built = True
         digest = hashlib.sha256()
         for prompt_id in sorted(by_id):
