@@ -129,7 +129,7 @@ class Peek(msgspec.Struct):
         if self.model is msgspec.UNSET:
             return None
         value = decode_json(self.model)
-        return value if value.__class__ is str else None
+        return value if value.__class__ is str and value else None
 
 
 _peek = msgspec.json.Decoder(Peek).decode

@@ -43,7 +43,7 @@ async def compile_and_forward(
         body = decode_object(raw)
         valued, nulls = prompt_fields_of(body)
         model = body.get("model")
-        if model.__class__ is not str:
+        if model.__class__ is not str or not model:
             model = None
     else:  # large: find out whether it must be decoded at all
         peek = peek_object(raw)
