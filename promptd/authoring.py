@@ -92,6 +92,9 @@ def show_text(prompt: Prompt, written: dict[str, Any], how: str) -> str:
     lines.append(f"model: {written['model'] or '- (the request chooses)'}")
     lines.append("messages:")
     for message in written["messages"]:
+        if "placeholder" in message:
+            lines.append(f"  [{message['placeholder']} placeholder: the request's messages go here]")
+            continue
         content = message.get("content")
         text = content if isinstance(content, str) else orjson.dumps(content).decode()
         lines.append(f"  [{message['role']}]")

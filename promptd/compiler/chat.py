@@ -34,7 +34,11 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> dic
     if extra is not None:
         if extra.__class__ is not list:
             raise BadRequest("`messages` must be an array of messages", code="invalid_messages", param="messages")
-        messages += extra
+        at = rendered.resolved.version.history_at
+        if at is None:
+            messages += extra
+        else:  # the version's history placeholder says where the conversation goes
+            messages[at:at] = extra
     out: dict[str, Any] = {"model": model, "messages": messages} if model is not None else {"messages": messages}
     for key, value in rendered.params.items():
         if key not in body:

@@ -68,7 +68,10 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> Res
         out["instructions"] = "\n\n".join(texts)
 
     continued = body.get("previous_response_id") is not None or body.get("conversation") is not None
-    items = [] if continued else [item for message in messages[split:] for item in _input_items(message)]
+    at = rendered.resolved.version.history_at
+    before = messages[split:] if at is None else messages[split : max(at, split)]
+    after = [] if at is None else messages[max(at, split) :]
+    items = [] if continued else [item for message in before for item in _input_items(message)]
     given = body.get("input")
     if given is None:
         pass
@@ -78,6 +81,8 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> Res
         items += given
     else:
         raise BadRequest("`input` must be a string or an array of input items", code="invalid_messages", param="input")
+    if not continued:  # the prompt's messages after the history placeholder
+        items += [item for message in after for item in _input_items(message)]
     if items or given is not None:
         out["input"] = items
 

@@ -45,8 +45,11 @@ class VariableDecl(Strict):
 
 
 class MessageDecl(Strict):
-    role: Role
-    content: str | list[dict[str, Any]]
+    """A message, or `{ placeholder = "history" }`: where the request's messages go."""
+
+    role: Role | None = None
+    content: str | list[dict[str, Any]] | None = None
+    placeholder: Literal["history"] | None = None
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
@@ -125,9 +128,17 @@ class MessageTemplate:
 
 
 class PromptVersion:
-    __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl", "headers")
+    __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl", "headers", "history_at")
 
-    def __init__(self, prompt_id: str, decl: VersionDecl, messages: tuple[MessageTemplate, ...], rules: Rules) -> None:
+    def __init__(
+        self,
+        prompt_id: str,
+        decl: VersionDecl,
+        messages: tuple[MessageTemplate, ...],
+        rules: Rules,
+        history_at: int | None = None,
+    ) -> None:
+        self.history_at = history_at  # where the request's messages go; None: after the prompt's
         self.prompt_id = prompt_id
         self.number = decl.version
         self.model = decl.model
@@ -352,8 +363,24 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
     ok = True
     templates_used: list[Template] = []
     messages: list[MessageTemplate] = []
+    history_at: int | None = None
     for m_index, message in enumerate(decl.messages):
         m_key = f"{key}.messages[{m_index}].content"
+        if message.placeholder is not None:
+            if message.role is not None or message.content is not None:
+                problem(f"{key}.messages[{m_index}]", "a placeholder message has no role or content")
+                ok = False
+            elif history_at is not None:
+                problem(f"{key}.messages[{m_index}]", "at most one history placeholder per version")
+                ok = False
+            history_at = len(messages)
+            continue
+        if message.role is None or message.content is None:
+            problem(
+                f"{key}.messages[{m_index}]", 'a message needs a role and content (or is { placeholder = "history" })'
+            )
+            ok = False
+            continue
         templates: list[Template | None] = []
         if isinstance(message.content, str):
             sources = [(m_key, message.content)]
@@ -395,7 +422,7 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
     rules = _compile_rules(decl, templates_used, key, problem, warnings if ok else [], source)
     if rules is None or not ok:
         return None
-    return PromptVersion(prompt_id, decl, tuple(messages), rules)
+    return PromptVersion(prompt_id, decl, tuple(messages), rules, history_at)
 
 
 def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, problem, warnings, source) -> Rules | None:
