@@ -29,13 +29,14 @@ class Rendered:
 def render(resolved: Resolved, variables: dict[str, Any] | None) -> Rendered:
     version = resolved.version
     if not variables:
-        return Rendered(resolved, version.render_messages(version.rules.apply({})), version.params, [])
+        context = version.rules.apply({})
+        return Rendered(resolved, version.render_messages(context), version.render_params(context), [])
     context = version.rules.apply(variables)
     messages = version.render_messages(context)
     media = context.get(MEDIA_KEY)
     if media is not None:  # only requests with media values pay for this
         messages = [_with_media(message, media) for message in messages]
-    return Rendered(resolved, messages, version.params, version.rules.unused(variables))
+    return Rendered(resolved, messages, version.render_params(context), version.rules.unused(variables))
 
 
 _MARKER = re.compile("\x00media:(\\d+)\x00")

@@ -15,7 +15,7 @@ import msgspec
 import orjson
 
 from promptd.errors import ERROR_CODES
-from promptd.prompts.template import HC_TYPES, Template, TemplateSyntaxError
+from promptd.prompts.template import HC_TYPES, Template, TemplateSyntaxError, Var
 from promptd.prompts.variables import CHECKS, MISSING, TYPES, Rule, Rules
 from promptd.structs import (
     Strict,
@@ -128,7 +128,19 @@ class MessageTemplate:
 
 
 class PromptVersion:
-    __slots__ = ("prompt_id", "number", "model", "messages", "params", "rules", "hash", "decl", "headers", "history_at")
+    __slots__ = (
+        "prompt_id",
+        "number",
+        "model",
+        "messages",
+        "params",
+        "param_templates",
+        "rules",
+        "hash",
+        "decl",
+        "headers",
+        "history_at",
+    )
 
     def __init__(
         self,
@@ -137,8 +149,11 @@ class PromptVersion:
         messages: tuple[MessageTemplate, ...],
         rules: Rules,
         history_at: int | None = None,
+        param_templates: Any = None,
     ) -> None:
         self.history_at = history_at  # where the request's messages go; None: after the prompt's
+        # None when no string in `params` holds a tag (then `params` is sent as it is)
+        self.param_templates = param_templates
         self.prompt_id = prompt_id
         self.number = decl.version
         self.model = decl.model
@@ -153,6 +168,11 @@ class PromptVersion:
             ("x-promptd-prompt-version", str(decl.version)),
             ("x-promptd-prompt-hash", self.hash),
         )
+
+    def render_params(self, context: dict[str, Any]) -> dict[str, Any]:
+        if self.param_templates is None:
+            return self.params
+        return _fill(self.param_templates, context)
 
     def render_messages(self, context: dict[str, Any]) -> list[dict[str, Any]]:
         return [message.render(context) for message in self.messages]
@@ -417,12 +437,17 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
         if name in decl.params:
             problem(f"{key}.params.{name}", reason)
             ok = False
+    param_templates, tagged = _compile_params(decl.params, f"{key}.params", problem)
+    if param_templates is _BROKEN:
+        ok = False
+        param_templates = None
+    templates_used += tagged
 
     # An unparsed template hides the names it uses: no "declared but unused" warnings then.
     rules = _compile_rules(decl, templates_used, key, problem, warnings if ok else [], source)
     if rules is None or not ok:
         return None
-    return PromptVersion(prompt_id, decl, tuple(messages), rules, history_at)
+    return PromptVersion(prompt_id, decl, tuple(messages), rules, history_at, param_templates)
 
 
 def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, problem, warnings, source) -> Rules | None:
@@ -492,3 +517,64 @@ def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, probl
         if name not in decl.variables and name not in top:
             rules.append(Rule(name, "any", required=False))
     return Rules(tuple(rules), frozenset(used)) if ok else None
+
+
+_BROKEN = object()
+
+
+class _ValueTag:
+    """A params string that is exactly one tag: replaced by the variable's JSON value."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _compile_params(params: Any, path: str, problem) -> tuple[Any, list[Template]]:
+    """Compile the strings in `params` that hold tags. Returns (a plan for `_fill`,
+    or None when nothing is templated, or _BROKEN) and the templates found."""
+    found: list[Template] = []
+    broken = False
+
+    def walk(value: Any, where: str) -> tuple[Any, bool]:
+        nonlocal broken
+        if isinstance(value, str):
+            if "{{" not in value:
+                return value, False
+            try:
+                template = Template(value)
+            except TemplateSyntaxError as exc:
+                problem(where, str(exc))
+                broken = True
+                return value, False
+            found.append(template)
+            nodes = template.nodes
+            if len(nodes) == 1 and isinstance(nodes[0], Var):
+                return _ValueTag(nodes[0].name), True
+            return template, True
+        if isinstance(value, dict):
+            items = {k: walk(v, f"{where}.{k}") for k, v in value.items()}
+            return {k: v for k, (v, _) in items.items()}, any(t for _, t in items.values())
+        if isinstance(value, list):
+            items_list = [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            return [v for v, _ in items_list], any(t for _, t in items_list)
+        return value, False
+
+    plan, templated = walk(params, path)
+    if broken:
+        return _BROKEN, found
+    return (plan if templated else None), found
+
+
+def _fill(plan: Any, context: dict[str, Any]) -> Any:
+    cls = plan.__class__
+    if cls is _ValueTag:
+        return context.get(plan.name)
+    if cls is Template:
+        return plan.render(context)
+    if cls is dict:
+        return {k: _fill(v, context) for k, v in plan.items()}
+    if cls is list:
+        return [_fill(v, context) for v in plan]
+    return plan
