@@ -50,7 +50,7 @@ def create_app(
 ) -> web.Application:
     """Build the app. Without `prompts`, the prompt set is loaded now and a
     `ConfigError` is raised if it is invalid."""
-    loader = loader or PromptLoader(settings.prompt_dirs, lock_path(settings.config_path))
+    loader = loader or PromptLoader(settings.prompt_dirs, lock_path(settings.config_path), settings.default_environment)
     if prompts is None:
         prompts = loader.build()
     metrics = metrics or Metrics()

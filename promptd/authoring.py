@@ -83,6 +83,7 @@ def as_written(version: PromptVersion) -> dict[str, Any]:
         "params": decl.get("params", {}),
         "variables": decl.get("variables", {}),
         "aliases": decl.get("aliases", []),
+        "partials": sorted(version.partials),
         "hash": version.hash,
     }
 
@@ -90,6 +91,8 @@ def as_written(version: PromptVersion) -> dict[str, Any]:
 def show_text(prompt: Prompt, written: dict[str, Any], how: str) -> str:
     lines = [f"{prompt.id} version {written['version']} ({how}), hash {written['hash']}", f"file: {prompt.source}"]
     lines.append(f"model: {written['model'] or '- (the request chooses)'}")
+    if written["partials"]:
+        lines.append(f"partials: {', '.join(written['partials'])}")
     lines.append("messages:")
     for message in written["messages"]:
         if "placeholder" in message:

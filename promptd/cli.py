@@ -178,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load(config: str | None) -> tuple[Settings, PromptSet]:
     settings = load_settings(config)
-    return settings, PromptLoader(settings.prompt_dirs, lock_path(settings.config_path)).build()
+    return settings, PromptLoader(
+        settings.prompt_dirs, lock_path(settings.config_path), settings.default_environment
+    ).build()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -229,9 +231,10 @@ def _validate(args: argparse.Namespace) -> int:
     # With a broken config, the prompt files are still checked, where its paths point.
     dirs = settings.prompt_dirs if settings is not None else _prompt_dirs_anyway(args.config)
     lock = lock_path(settings.config_path) if settings is not None else None
+    environment = settings.default_environment if settings is not None else "production"
     if dirs:
         try:
-            prompts = PromptLoader(dirs, lock).build()
+            prompts = PromptLoader(dirs, lock, environment).build()
         except ConfigError as exc:
             problems += exc.problems
             for warning in exc.warnings:
@@ -348,7 +351,7 @@ def _test(args: argparse.Namespace) -> int:
 def _lock(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     path = lock_path(settings.config_path)
-    prompts = PromptLoader(settings.prompt_dirs).build()  # the lock itself is checked below, not here
+    prompts = PromptLoader(settings.prompt_dirs, None, settings.default_environment).build()  # the lock: below
     locked = read_lock(path)
     problems = violations(locked, prompts.prompts, str(path)) if locked is not None else []
     if args.check:

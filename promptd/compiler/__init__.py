@@ -4,14 +4,16 @@ upstream). `compile_request` runs all three for one request."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptd.compiler import chat, responses
 from promptd.compiler.fields import PromptRef
 from promptd.compiler.render import render
 from promptd.compiler.resolve import resolve
 from promptd.prompts.files import Prompt, PromptVersion
-from promptd.prompts.promptset import PromptSet
+
+if TYPE_CHECKING:
+    from promptd.prompts.promptset import PromptSet
 
 
 class Compiled:

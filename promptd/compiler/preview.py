@@ -4,13 +4,15 @@ both answer with it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptd.compiler import compile_request
 from promptd.compiler.fields import PROMPT_FIELDS, take_prompt_ref
 from promptd.errors import BadRequest
-from promptd.prompts.promptset import PromptSet
 from promptd.upstreams.routing import Router
+
+if TYPE_CHECKING:
+    from promptd.prompts.promptset import PromptSet
 
 # A preview's own spelling of the prompt fields -> the request field it stands for.
 APIS = ("chat", "responses")

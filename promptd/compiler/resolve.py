@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptd.compiler.fields import PromptRef, clip
 from promptd.errors import NotFound
 from promptd.prompts.files import Prompt, PromptVersion
-from promptd.prompts.promptset import PromptSet
+
+if TYPE_CHECKING:
+    from promptd.prompts.promptset import PromptSet
 
 
 class Resolved:

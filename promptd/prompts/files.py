@@ -140,6 +140,7 @@ class PromptVersion:
         "decl",
         "headers",
         "history_at",
+        "partials",
     )
 
     def __init__(
@@ -150,7 +151,9 @@ class PromptVersion:
         rules: Rules,
         history_at: int | None = None,
         param_templates: Any = None,
+        partials: dict[str, str] | None = None,
     ) -> None:
+        self.partials = partials or {}  # ref -> the partial version's hash, covered by this hash
         self.history_at = history_at  # where the request's messages go; None: after the prompt's
         # None when no string in `params` holds a tag (then `params` is sent as it is)
         self.param_templates = param_templates
@@ -161,7 +164,10 @@ class PromptVersion:
         self.params = decl.params
         self.rules = rules
         self.decl = decl
-        self.hash = content_hash(orjson.dumps([prompt_id, msgspec.to_builtins(decl)], option=orjson.OPT_SORT_KEYS))
+        identity: list[Any] = [prompt_id, msgspec.to_builtins(decl)]
+        if self.partials:
+            identity.append(self.partials)
+        self.hash = content_hash(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS))
         # The response headers naming this version, built once.
         self.headers = (
             ("x-promptd-prompt-id", prompt_id),
@@ -183,6 +189,7 @@ class PromptVersion:
         out.setdefault("model", None)
         out.setdefault("params", {})
         out["variables"] = self.rules.describe()
+        out["partials"] = sorted(self.partials)
         out["hash"] = self.hash
         return out
 
@@ -259,12 +266,17 @@ def content_hash(data: bytes) -> str:
 class FileResult:
     """What loading one file gave: a prompt, or the problems that kept it out."""
 
-    __slots__ = ("prompt", "problems", "warnings")
+    __slots__ = ("prompt", "problems", "warnings", "deferred")
 
-    def __init__(self, prompt: Prompt | None, problems: list[str], warnings: list[str]) -> None:
+    def __init__(
+        self, prompt: Prompt | None, problems: list[str], warnings: list[str], deferred: bytes | None = None
+    ) -> None:
         self.prompt = prompt
         self.problems = problems
         self.warnings = warnings
+        # A file whose templates use partials: compiled again, with the whole set at hand
+        # (`PromptLoader.assemble`), from these bytes.
+        self.deferred = deferred
 
 
 def decode_prompt_file(source: str, data: bytes) -> PromptDecl:
@@ -281,7 +293,24 @@ def _every_problem(source: str, data: bytes) -> list[tuple[str, str]]:
         return []
 
 
-def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult:
+class Deferred(Exception):
+    """A template uses a partial and no resolver was given."""
+
+
+class PartialError(ValueError):
+    pass
+
+
+def compile_prompt_file(source: str, data: bytes, default_id: str, partials: Any = None) -> FileResult:
+    """`partials`: an object with `expand(text, used) -> text` (see `promptset.Partials`);
+    without one, a file whose templates use partials comes back deferred."""
+    try:
+        return _compile_prompt_file(source, data, default_id, partials)
+    except Deferred:
+        return FileResult(None, [], [], deferred=data)
+
+
+def _compile_prompt_file(source: str, data: bytes, default_id: str, partials: Any) -> FileResult:
     problems: list[str] = []
     warnings: list[str] = []
 
@@ -318,7 +347,7 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
         if version_decl.version in versions:
             problem(f"{key}.version", f"duplicate version {version_decl.version}")
             continue
-        version = _compile_version(prompt_id, version_decl, key, problem, warnings, source)
+        version = _compile_version(prompt_id, version_decl, key, problem, warnings, source, partials)
         if version is not None:
             versions[version_decl.version] = version
 
@@ -379,8 +408,9 @@ def compile_prompt_file(source: str, data: bytes, default_id: str) -> FileResult
     return FileResult(Prompt(decl, prompt_id, source, versions), problems, warnings)
 
 
-def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: list[str], source: str):
+def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: list[str], source: str, partials=None):
     ok = True
+    used: dict[str, tuple[str, dict[str, VariableDecl]]] = {}  # partial ref -> (its hash, its declarations)
     templates_used: list[Template] = []
     messages: list[MessageTemplate] = []
     history_at: int | None = None
@@ -421,6 +451,16 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
             if t_key is None or not isinstance(text, str):
                 templates.append(None)
                 continue
+            if "{{>" in text:
+                if partials is None:
+                    raise Deferred
+                try:
+                    text = partials.expand(text, used, [prompt_id])
+                except PartialError as exc:
+                    problem(t_key, str(exc))
+                    ok = False
+                    templates.append(None)
+                    continue
             try:
                 template = Template(text)
             except TemplateSyntaxError as exc:
@@ -437,6 +477,15 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
         if name in decl.params:
             problem(f"{key}.params.{name}", reason)
             ok = False
+    if used:  # the partials' declarations become this version's
+        merged = dict(decl.variables)
+        for ref, (_, declarations) in used.items():
+            for name, declaration in declarations.items():
+                if name in merged and merged[name] != declaration:
+                    problem(f"{key}.variables.{name}", f'declared differently here and in partial "{ref}"')
+                    ok = False
+                merged.setdefault(name, declaration)
+        decl = msgspec.structs.replace(decl, variables=merged)
     param_templates, tagged = _compile_params(decl.params, f"{key}.params", problem)
     if param_templates is _BROKEN:
         ok = False
@@ -447,7 +496,8 @@ def _compile_version(prompt_id, decl: VersionDecl, key: str, problem, warnings: 
     rules = _compile_rules(decl, templates_used, key, problem, warnings if ok else [], source)
     if rules is None or not ok:
         return None
-    return PromptVersion(prompt_id, decl, tuple(messages), rules, history_at, param_templates)
+    partial_hashes = {ref: digest for ref, (digest, _) in used.items()}
+    return PromptVersion(prompt_id, decl, tuple(messages), rules, history_at, param_templates, partial_hashes)
 
 
 def _compile_rules(decl: VersionDecl, templates: list[Template], key: str, problem, warnings, source) -> Rules | None:

@@ -11,6 +11,7 @@ import gc
 import hashlib
 import os
 import pickle
+import re
 import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,9 +19,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
+import msgspec
+import orjson
+
+from promptd.compiler.fields import parse_selector
 from promptd.errors import ConfigError
-from promptd.prompts.files import FileResult, Prompt, compile_prompt_file
+from promptd.prompts.files import (
+    FileResult,
+    PartialError,
+    Prompt,
+    VersionDecl,
+    compile_prompt_file,
+    content_hash,
+    decode_prompt_file,
+)
 from promptd.prompts.lock import read_lock, violations
 
 PROMPT_SUFFIXES = (".toml", ".json")
@@ -165,8 +179,11 @@ class PromptLoader:
     did not change since the last build is not read or parsed again, so a build
     after a one-file edit costs a stat per file."""
 
-    def __init__(self, directories: Iterable[Path], lock: Path | None = None) -> None:
+    def __init__(
+        self, directories: Iterable[Path], lock: Path | None = None, default_environment: str = "production"
+    ) -> None:
         self.directories = tuple(directories)
+        self.default_environment = default_environment  # partials without a selector resolve like requests
         self.lock = lock  # prompts.lock: checked on every build while it exists
         self._cache: dict[str, tuple[FileKey, FileResult]] = {}
         self._built = False  # once a set was built, an empty one is a failed reload
@@ -195,6 +212,8 @@ class PromptLoader:
         by_id: dict[str, Prompt] = {}
         aliases: dict[str, str] = {}
         updated: dict[str, float] = {}
+        results: list[tuple[str, FileKey, FileResult]] = []
+        deferred: list[tuple[str, FileKey, FileResult]] = []
         for path, key in entries:
             if key is None:
                 warnings.append(f"{path}: not a regular file (a FIFO, socket or device); skipped")
@@ -204,6 +223,16 @@ class PromptLoader:
                 continue
             result = compiled.get(path) or self._cache[path][1]
             cache[path] = (key, result)
+            (deferred if result.deferred is not None else results).append((path, key, result))
+        if deferred:  # files whose templates use partials: compiled with every other file at hand
+            partials = Partials(
+                [r.prompt for _, _, r in results if r.prompt is not None], deferred, self.default_environment
+            )
+            for path, key, result in deferred:
+                assert result.deferred is not None
+                stem = os.path.splitext(os.path.basename(path))[0]
+                results.append((path, key, compile_prompt_file(path, result.deferred, stem, partials)))
+        for path, key, result in results:
             problems.extend(result.problems)
             warnings.extend(result.warnings)
             prompt = result.prompt
@@ -254,3 +283,71 @@ class PromptLoader:
             updated_at=MappingProxyType(updated),
             warnings=tuple(warnings),
         )
+
+
+_PARTIAL_TAG = re.compile(r"\{\{>\s*([^}\s]+)\s*\}\}")
+MAX_PARTIAL_DEPTH = 8
+
+
+class Partials:
+    """Resolves `{{> id}}`, `{{> id@3}}`, `{{> id@env}}` while a set is assembled:
+    the tag becomes the template text of the other prompt's version (which must
+    have exactly one message), recursively, so rendering never looks anything up."""
+
+    def __init__(
+        self, prompts: list[Prompt], deferred: list[tuple[str, FileKey, FileResult]], default_environment: str
+    ) -> None:
+        self.default_environment = default_environment
+        # id -> (environments, {version: VersionDecl})
+        self.known: dict[str, tuple[Mapping[str, Any], dict[int, VersionDecl]]] = {
+            p.id: (p.environments, {n: v.decl for n, v in p.versions.items()}) for p in prompts
+        }
+        for path, _, result in deferred:
+            try:
+                decl = decode_prompt_file(path, result.deferred or b"")
+            except Exception:  # reported when the file itself is compiled
+                continue
+            prompt_id = decl.id if decl.id is not None else os.path.splitext(os.path.basename(path))[0]
+            self.known.setdefault(prompt_id, (decl.environments, {v.version: v for v in decl.versions}))
+
+    def expand(self, text: str, used: dict[str, Any], chain: list[str]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            ref = match[1]
+            target_id, target_text, digest, declarations = self._target(ref, chain)
+            used[ref] = (digest, declarations)
+            if "{{>" in target_text:
+                if len(chain) >= MAX_PARTIAL_DEPTH:
+                    raise PartialError(
+                        f"more than {MAX_PARTIAL_DEPTH} nested partials: {' -> '.join([*chain, target_id])}"
+                    )
+                target_text = self.expand(target_text, used, [*chain, target_id])
+            return target_text
+
+        return _PARTIAL_TAG.sub(replace, text)
+
+    def _target(self, ref: str, chain: list[str]) -> tuple[str, str, str, dict[str, Any]]:
+        try:
+            prompt_id, number, environment = parse_selector(ref)
+        except ValueError as exc:
+            raise PartialError(f'partial "{ref}" {exc}') from None
+        if prompt_id in chain:
+            raise PartialError(f"partials form a cycle: {' -> '.join([*chain, prompt_id])}")
+        found = self.known.get(prompt_id)
+        if found is None:
+            raise PartialError(f'partial "{ref}": no prompt "{prompt_id}"')
+        environments, versions = found
+        if number is None:
+            name = environment if environment is not None else self.default_environment
+            target = environments.get(name)
+            if isinstance(target, dict):
+                raise PartialError(f'partial "{ref}": environment "{name}" is a rollout, not one version')
+            if target is None and environment is not None:
+                raise PartialError(f'partial "{ref}": prompt "{prompt_id}" has no environment "{environment}"')
+            number = target if target is not None else max(versions)
+        version = versions.get(number)
+        if version is None:
+            raise PartialError(f'partial "{ref}": prompt "{prompt_id}" has no version {number}')
+        if len(version.messages) != 1 or not isinstance(version.messages[0].content, str):
+            raise PartialError(f'partial "{ref}": version {number} of "{prompt_id}" must have exactly one text message')
+        digest = content_hash(orjson.dumps([prompt_id, msgspec.to_builtins(version)], option=orjson.OPT_SORT_KEYS))
+        return prompt_id, version.messages[0].content, digest, dict(version.variables)
