@@ -116,3 +116,36 @@ def test_more_than_eight_nested_partials_is_a_load_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         PromptLoader([config / "prompts"]).build()
     assert any("more than 8 nested partials: p0 -> p1" in line for line in info.value.problems), info.value.problems
+
+
+async def test_the_upstream_receives_the_inserted_partial(make_gateway, upstream):
+    client = await make_gateway(prompts={"persona.toml": PERSONA, "safety.toml": SAFETY, "agent.toml": AGENT})
+    body = {
+        "prompt_id": "agent",
+        "prompt_variables": {"topic": "refunds"},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    response = await client.post("/v1/chat/completions", data=orjson.dumps(body))
+    assert response.status == 200
+    assert upstream.last["body"]["messages"][0] == {
+        "role": "system",
+        "content": "Be safe. You are the Acme assistant. Help with refunds.",
+    }
+    assert upstream.last["body"]["messages"][-1] == {"role": "user", "content": "hi"}
+
+
+def test_a_conflicting_declaration_is_a_load_error(tmp_path):
+    agent = AGENT.replace(
+        'model = "gpt-4o-mini"', 'model = "gpt-4o-mini"\n[versions.variables]\ncompany = { type = "integer" }'
+    )
+    agent = agent.replace('[versions.variables]\ncompany = { type = "integer" }\nmessages', "messages")
+    text = (
+        '[[versions]]\nversion = 1\nmodel = "m"\nmessages = [{ role = "system", content = "{{> persona}}" }]\n'
+        '[versions.variables]\ncompany = { type = "string", default = "Other" }\n'
+    )
+    config = write_config(tmp_path, {"persona.toml": PERSONA, "uses.toml": text})
+    with pytest.raises(ConfigError) as info:
+        PromptLoader([config / "prompts"]).build()
+    assert any(
+        'variables.company: declared differently here and in partial "persona"' in line for line in info.value.problems
+    )
