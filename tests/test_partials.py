@@ -135,10 +135,6 @@ async def test_the_upstream_receives_the_inserted_partial(make_gateway, upstream
 
 
 def test_a_conflicting_declaration_is_a_load_error(tmp_path):
-    agent = AGENT.replace(
-        'model = "gpt-4o-mini"', 'model = "gpt-4o-mini"\n[versions.variables]\ncompany = { type = "integer" }'
-    )
-    agent = agent.replace('[versions.variables]\ncompany = { type = "integer" }\nmessages', "messages")
     text = (
         '[[versions]]\nversion = 1\nmodel = "m"\nmessages = [{ role = "system", content = "{{> persona}}" }]\n'
         '[versions.variables]\ncompany = { type = "string", default = "Other" }\n'
