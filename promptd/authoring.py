@@ -14,7 +14,7 @@ from promptd.compiler.fields import PromptRef, parse_selector
 from promptd.compiler.preview import preview
 from promptd.compiler.resolve import find_prompt, resolve
 from promptd.errors import PromptdError
-from promptd.prompts.files import Prompt, PromptVersion, Rollout
+from promptd.prompts.files import Prompt, PromptVersion, Rollout, default_version
 from promptd.prompts.promptset import PromptSet
 from promptd.upstreams.routing import Router
 
@@ -24,7 +24,7 @@ def catalog(prompts: PromptSet, default_environment: str) -> list[dict[str, Any]
     out = []
     for prompt_id in sorted(prompts.prompts):
         prompt = prompts.prompts[prompt_id]
-        default = _default_version(prompt, default_environment)
+        default = default_version(prompt, default_environment)
         out.append(
             {
                 "id": prompt.id,
@@ -62,13 +62,13 @@ def pick(prompts: PromptSet, default_environment: str, selector: str) -> tuple[P
     prompt_id, number, environment = parse_selector(selector)
     prompt = find_prompt(prompts, prompt_id)
     if number is None and environment is None:
-        version = _default_version(prompt, default_environment)
+        version = default_version(prompt, default_environment)
         how = "latest" if default_environment not in prompt.targets else f"environment {default_environment}"
         return prompt, version, how
     resolved = resolve(prompts, PromptRef(prompt.id, number, environment), default_environment)
     target = prompt.targets.get(environment or "")
     if isinstance(target, Rollout):
-        version = prompt.versions[_heaviest(target)]
+        version = default_version(prompt, environment or "")
         return prompt, version, f"environment {environment} (a rollout; its heaviest version)"
     return prompt, resolved.version, f"environment {environment}" if environment else f"version {number}"
 
@@ -122,17 +122,6 @@ def diff_text(prompts: PromptSet, default_environment: str, prompt_id: str, a: s
         sides.append((f"{prompt_id}@{side} (version {version.number})", canonical(as_written(version))))
     (name_a, lines_a), (name_b, lines_b) = sides
     return "".join(difflib.unified_diff(lines_a, lines_b, fromfile=name_a, tofile=name_b))
-
-
-def _default_version(prompt: Prompt, default_environment: str) -> PromptVersion:
-    target = prompt.targets.get(default_environment)
-    if target is None:
-        return prompt.latest
-    return prompt.versions[target if isinstance(target, int) else _heaviest(target)]
-
-
-def _heaviest(rollout: Rollout) -> int:
-    return max(rollout.versions, key=lambda version: (rollout.weights[str(version)], version))
 
 
 def write(text: str) -> None:

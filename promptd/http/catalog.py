@@ -15,7 +15,7 @@ from promptd.http.envelope import Exchange
 from promptd.jsonio import encode_json
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
-from promptd.prompts.files import Prompt
+from promptd.prompts.files import Prompt, default_version
 from promptd.prompts.promptset import PromptSet
 from promptd.state import AppState
 
@@ -27,8 +27,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def _summary(prompts: PromptSet, prompt: Prompt, default_environment: str) -> dict[str, Any]:
-    target = prompt.targets.get(default_environment, prompt.latest.number)
-    default = prompt.versions[target if isinstance(target, int) else target.versions[-1]]
+    default = default_version(prompt, default_environment)
     updated = prompts.updated_at.get(prompt.id)
     return {
         "id": prompt.id,

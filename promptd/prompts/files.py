@@ -259,6 +259,17 @@ class Prompt:
         )
 
 
+def default_version(prompt: Prompt, default_environment: str) -> PromptVersion:
+    """The version a request naming none gets (for a rollout, its heaviest version:
+    what the catalog and `promptd show` describe)."""
+    target = prompt.targets.get(default_environment)
+    if target is None:
+        return prompt.latest
+    if isinstance(target, int):
+        return prompt.versions[target]
+    return prompt.versions[max(target.versions, key=lambda version: (target.weights[str(version)], version))]
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
