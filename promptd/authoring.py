@@ -14,29 +14,19 @@ from promptd.compiler.fields import PromptRef, parse_selector
 from promptd.compiler.preview import preview
 from promptd.compiler.resolve import find_prompt, resolve
 from promptd.errors import PromptdError
+from promptd.prompts.catalog import summarize
 from promptd.prompts.files import Prompt, PromptVersion, Rollout, default_version
 from promptd.prompts.promptset import PromptSet
 from promptd.upstreams.routing import Router
 
 
 def catalog(prompts: PromptSet, default_environment: str) -> list[dict[str, Any]]:
-    """One entry per prompt, sorted by id."""
+    """One entry per prompt, sorted by id: the catalog's fields a prompt author reads."""
     out = []
     for prompt_id in sorted(prompts.prompts):
-        prompt = prompts.prompts[prompt_id]
-        default = default_version(prompt, default_environment)
-        out.append(
-            {
-                "id": prompt.id,
-                "description": prompt.description,
-                "model": default.model,
-                "versions": sorted(prompt.versions),
-                "latest": prompt.latest.number,
-                "environments": prompt.environments,
-                "variables": sorted(default.rules.describe()),
-                "file": prompt.source,
-            }
-        )
+        summary = summarize(prompts, prompts.prompts[prompt_id], default_environment)
+        entry = {key: summary[key] for key in ("id", "description", "model", "versions", "latest", "environments")}
+        out.append({**entry, "variables": sorted(summary["variables"]), "file": summary["source"]})
     return out
 
 

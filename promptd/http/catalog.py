@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,8 +14,7 @@ from promptd.http.envelope import Exchange
 from promptd.jsonio import encode_json
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
-from promptd.prompts.files import Prompt, default_version
-from promptd.prompts.promptset import PromptSet
+from promptd.prompts.catalog import summarize
 from promptd.state import AppState
 
 _JSON = "application/json"
@@ -24,29 +22,6 @@ _JSON = "application/json"
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=encode_json(data), status=status, content_type=_JSON)
-
-
-def _summary(prompts: PromptSet, prompt: Prompt, default_environment: str) -> dict[str, Any]:
-    default = default_version(prompt, default_environment)
-    updated = prompts.updated_at.get(prompt.id)
-    return {
-        "id": prompt.id,
-        "description": prompt.description,
-        "model": default.model,
-        "versions": sorted(prompt.versions),
-        "latest": prompt.latest.number,
-        "environments": prompt.environments,
-        "aliases": list(prompt.aliases),
-        "default_version": default.number,
-        "variables": default.rules.describe(),
-        "source": prompt.source,
-        "updated_at": iso_time(updated) if updated is not None else None,
-        "hash": prompt.hash,
-    }
-
-
-def iso_time(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def list_prompts(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
@@ -57,7 +32,7 @@ async def list_prompts(request: web.Request, state: AppState, exchange: Exchange
             "object": "list",
             "generation": prompts.generation,
             "hash": prompts.hash,
-            "data": [_summary(prompts, prompts.prompts[i], default_environment) for i in sorted(prompts.prompts)],
+            "data": [summarize(prompts, prompts.prompts[i], default_environment) for i in sorted(prompts.prompts)],
         }
     )
 
@@ -66,7 +41,7 @@ async def get_prompt(request: web.Request, state: AppState, exchange: Exchange) 
     exchange.prompt_id = request.match_info["prompt_id"]
     prompts = state.prompts.current
     prompt = find_prompt(prompts, exchange.prompt_id)
-    out = _summary(prompts, prompt, state.settings.default_environment)
+    out = summarize(prompts, prompt, state.settings.default_environment)
     out["versions"] = [prompt.versions[n].describe() for n in sorted(prompt.versions)]
     return json_response(out)
 
