@@ -4,7 +4,6 @@ no server running (README "Authoring commands")."""
 from __future__ import annotations
 
 import difflib
-import sys
 from typing import Any
 
 import msgspec
@@ -112,10 +111,6 @@ def diff_text(prompts: PromptSet, default_environment: str, prompt_id: str, a: s
         sides.append((f"{prompt_id}@{side} (version {version.number})", canonical(as_written(version))))
     (name_a, lines_a), (name_b, lines_b) = sides
     return "".join(difflib.unified_diff(lines_a, lines_b, fromfile=name_a, tofile=name_b))
-
-
-def write(text: str) -> None:
-    sys.stdout.write(text)
 
 
 def run_tests(

@@ -379,16 +379,16 @@ def _authoring(args: argparse.Namespace) -> int:
         if args.command == "list":
             entries = authoring.catalog(prompts, default_environment)
             text = orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode() + "\n" if args.json else None
-            authoring.write(text or authoring.list_text(entries))
+            sys.stdout.write(text or authoring.list_text(entries))
         elif args.command == "show":
             prompt, version, how = authoring.pick(prompts, default_environment, args.selector)
             written = authoring.as_written(version)
             if args.json:
-                authoring.write(orjson.dumps({"id": prompt.id, **written}, option=orjson.OPT_INDENT_2).decode() + "\n")
+                sys.stdout.write(orjson.dumps({"id": prompt.id, **written}, option=orjson.OPT_INDENT_2).decode() + "\n")
             else:
-                authoring.write(authoring.show_text(prompt, written, how))
+                sys.stdout.write(authoring.show_text(prompt, written, how))
         else:
-            authoring.write(authoring.diff_text(prompts, default_environment, args.prompt_id, args.a, args.b))
+            sys.stdout.write(authoring.diff_text(prompts, default_environment, args.prompt_id, args.a, args.b))
     except ValueError as exc:
         return _fail(f"{getattr(args, 'selector', args.command)!r} {exc}")
     except PromptdError as exc:

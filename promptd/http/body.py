@@ -19,10 +19,6 @@ from promptd.compiler.fields import PROMPT_FIELDS
 from promptd.errors import BadRequest, BodyTooLarge, PromptdError
 from promptd.jsonio import decode_json
 
-# What aiohttp's server decodes itself (a body with one of these arrives decoded,
-# and is forwarded without the header).
-DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br", "zstd", "x-gzip"})
-
 
 async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
     """The whole body, decoded from its Content-Encoding; it must arrive within `timeout`."""
