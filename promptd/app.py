@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from promptd.http import catalog, chat
+from promptd.http import catalog, chat, console
 from promptd.http.envelope import Handler, endpoint
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
@@ -36,8 +36,15 @@ ROUTES: list[tuple[str, str, dict[str, Handler], bool]] = [
     ("/v1/prompts/{prompt_id}/render", "render", {"POST": catalog.render_prompt}, True),
     ("/v1/prompts/{tail:.*}", "not_found", {}, True),
     ("/v1/{tail:.*}", "passthrough", {"*": chat.passthrough}, True),
-    ("/{tail:.*}", "not_found", {}, True),
 ]
+# The console's page and files: served without a key (the page asks for one);
+# left out with `[ui] enabled = false`, so /ui is then a 404 like any unknown path.
+CONSOLE_ROUTES: list[tuple[str, str, dict[str, Handler], bool]] = [
+    ("/ui", "console", {"GET": console.page}, False),
+    ("/ui/", "console", {"GET": console.page}, False),
+    ("/ui/{asset}", "console", {"GET": console.asset}, False),
+]
+NOT_FOUND_ROUTE: tuple[str, str, dict[str, Handler], bool] = ("/{tail:.*}", "not_found", {}, True)
 
 
 def create_app(
@@ -70,7 +77,8 @@ def create_app(
     app.cleanup_ctx.append(_reloading)
     app.cleanup_ctx.append(_flush_access_log)
 
-    for path, name, methods, auth in ROUTES:
+    routes = [*ROUTES, *(CONSOLE_ROUTES if settings.ui_enabled else ()), NOT_FOUND_ROUTE]
+    for path, name, methods, auth in routes:
         app.router.add_route("*", path, endpoint(name, methods, auth=auth))
     return app
 

@@ -60,11 +60,16 @@ class AuthSection(Strict):
     api_keys: str | None = None
 
 
+class UiSection(Strict):
+    enabled: bool = True
+
+
 class ConfigFile(Strict):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     prompts: PromptsSection = msgspec.field(default_factory=PromptsSection)
     upstreams: list[UpstreamSection] = msgspec.field(default_factory=list)
     auth: AuthSection = msgspec.field(default_factory=AuthSection)
+    ui: UiSection = msgspec.field(default_factory=UiSection)
 
 
 # Every config key's help: the README's configuration table, `serve --help` and
@@ -88,7 +93,8 @@ HELP: dict[str, str] = {
     "upstreams[].connect_timeout_s": "longest wait for a TCP (and TLS) connection",
     "upstreams[].read_timeout_s": "longest silence from the upstream while waiting for or reading its answer",
     "upstreams[].default": "where model-less `/v1/` requests (e.g. `GET /v1/models`) go",
-    "auth.api_keys": "`env:NAME` holding comma-separated keys; when set, every endpoint but `/healthz`, `/metrics` and the console page needs `Authorization: Bearer <key>`",
+    "auth.api_keys": "`env:NAME` holding comma-separated keys; when set, every endpoint but `/healthz`, `/metrics` and the console's page and files needs `Authorization: Bearer <key>`",
+    "ui.enabled": "serve the read-only prompt console at `/ui`; `false`: `/ui` is a 404 like any unknown path",
 }
 
 
@@ -99,6 +105,7 @@ def reference() -> list[tuple[str, str, str]]:
         ("prompts", PromptsSection),
         ("upstreams[]", UpstreamSection),
         ("auth", AuthSection),
+        ("ui", UiSection),
     ]
     rows = []
     for section, struct in sections:
@@ -156,6 +163,7 @@ class Settings:
     default_environment: str
     upstreams: tuple[UpstreamSettings, ...]
     api_keys: tuple[str, ...] = field(repr=False)
+    ui_enabled: bool = True
 
 
 _ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
@@ -277,6 +285,7 @@ def resolve_settings(raw: ConfigFile, path: Path, environ: Mapping[str, str]) ->
         default_environment=raw.prompts.default_environment,
         upstreams=tuple(upstreams),
         api_keys=api_keys,
+        ui_enabled=raw.ui.enabled,
     )
 
 

@@ -4,6 +4,8 @@ upstream that records what reached it, and the real promptd app in front."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +77,7 @@ def write_config(
     extra_upstreams: str = "",
     watch: bool = False,
     read_timeout: float = 2,
+    ui: str = "",
 ) -> Path:
     """Write promptd.toml and prompts/ under `root`; return the config directory."""
     (root / "prompts").mkdir(parents=True, exist_ok=True)
@@ -109,6 +112,9 @@ def write_config(
 
             [auth]
             {auth}
+
+            [ui]
+            {ui}
             """
         )
     )
@@ -259,3 +265,21 @@ def make_gateway(aiohttp_client, tmp_path, upstream) -> Callable[..., Any]:
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def npm_sdk(tmp_path_factory) -> Path:
+    """A directory with the `openai` npm package installed (from the npm registry)."""
+    assert shutil.which("node") and shutil.which("npm"), "node and npm are needed (apt-get install nodejs npm)"
+    root = tmp_path_factory.mktemp("npm")
+    subprocess.run(["npm", "init", "-y"], cwd=root, check=True, capture_output=True)
+    result = subprocess.run(
+        ["npm", "install", "openai@7", "--no-audit", "--no-fund"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    shutil.copy(Path(__file__).parent / "js" / "responses_check.mjs", root / "check.mjs")
+    return root

@@ -4,31 +4,9 @@ streamed) and a chat completion with prompt fields spread into the body."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
 HERE = Path(__file__).parent
-
-
-@pytest.fixture(scope="session")
-def npm_sdk(tmp_path_factory) -> Path:
-    """A directory with the `openai` npm package installed (from the npm registry)."""
-    assert shutil.which("node") and shutil.which("npm"), "node and npm are needed (apt-get install nodejs npm)"
-    root = tmp_path_factory.mktemp("npm")
-    subprocess.run(["npm", "init", "-y"], cwd=root, check=True, capture_output=True)
-    result = subprocess.run(
-        ["npm", "install", "openai@7", "--no-audit", "--no-fund"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    shutil.copy(HERE / "js" / "responses_check.mjs", root / "check.mjs")
-    return root
 
 
 async def test_the_npm_sdk_parses_responses_and_chat(npm_sdk, aiohttp_client):
