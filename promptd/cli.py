@@ -150,6 +150,19 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("a", metavar="A", help="a version number or an environment")
     diff.add_argument("b", metavar="B", help="a version number or an environment")
     diff.add_argument("config", nargs="?", metavar="CONFIG", help=config_help)
+
+    importing = commands.add_parser(
+        "import",
+        help="translate prompts from dotprompt, LiteLLM or Langfuse into promptd files",
+        description="Example: promptd import langfuse export.json --out config/prompts",
+    )
+    importing.add_argument(
+        "format", metavar="FORMAT", choices=("dotprompt", "litellm", "langfuse"), help="dotprompt | litellm | langfuse"
+    )
+    importing.add_argument("source", metavar="SOURCE", help="a file, or a directory of them")
+    importing.add_argument(
+        "--out", default="prompts", metavar="DIR", help="where the TOML files go (default ./prompts)"
+    )
     return parser
 
 
@@ -169,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _test(args)
         if args.command in ("promote", "new-version"):
             return _edit(args)
+        if args.command == "import":
+            return _import(args)
         return _render(args)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -335,6 +350,24 @@ def _edit(args: argparse.Namespace) -> int:
     else:
         print(editing.new_version(prompt, args.source, lock))
     return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from promptd.importers import run_import  # YAML and the translators load only here
+
+    result = run_import(args.format, Path(args.source), Path(args.out))
+    for path, prompt in result.written:
+        versions = ", ".join(str(v.number) for v in prompt.versions)
+        environments = ", ".join(f"{name}={number}" for name, number in prompt.environments.items())
+        print(f"wrote {path}: {prompt.id}, versions {versions}{f' ({environments})' if environments else ''}")
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    print(
+        f"{len(result.written)} prompt file(s) written, {len(result.problems)} problem(s)"
+        + (": see above; the constructs listed were not translated" if result.problems else ""),
+        file=sys.stderr if result.problems else sys.stdout,
+    )
+    return 1 if result.problems else 0
 
 
 def _test(args: argparse.Namespace) -> int:
