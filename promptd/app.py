@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -9,7 +10,7 @@ from aiohttp import web
 from promptd.http import catalog, chat, console
 from promptd.http.envelope import Handler, endpoint
 from promptd.ops.logs import AccessLog
-from promptd.ops.metrics import Metrics
+from promptd.ops.metrics import PUBLISH_INTERVAL_S, Metrics
 from promptd.prompts.lock import lock_path
 from promptd.prompts.promptset import PromptLoader, PromptSet
 from promptd.prompts.reload import Reloader, reload_context
@@ -76,6 +77,7 @@ def create_app(
     app.cleanup_ctx.append(_upstream_client)
     app.cleanup_ctx.append(_reloading)
     app.cleanup_ctx.append(_flush_access_log)
+    app.cleanup_ctx.append(_publishing_metrics)
 
     routes = [*ROUTES, *(CONSOLE_ROUTES if settings.ui_enabled else ()), NOT_FOUND_ROUTE]
     for path, name, methods, auth in routes:
@@ -97,6 +99,26 @@ async def _reloading(app: web.Application) -> AsyncIterator[None]:
     state = app[APP_STATE]
     async for _ in reload_context(state.reloader, state.settings.prompt_dirs, state.settings.watch):
         yield
+
+
+async def _publishing_metrics(app: web.Application) -> AsyncIterator[None]:
+    """With several workers: this worker's request metrics go to the shared directory."""
+    snapshots = app[APP_STATE].metrics.snapshots
+    if snapshots is None:
+        yield
+        return
+
+    async def publish() -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+            snapshots.publish()
+
+    task = asyncio.create_task(publish(), name="promptd-metrics-publisher")
+    try:
+        yield
+    finally:
+        task.cancel()
+        snapshots.publish()
 
 
 async def _flush_access_log(app: web.Application) -> AsyncIterator[None]:

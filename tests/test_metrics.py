@@ -137,3 +137,29 @@ async def test_access_log_fields_and_no_secrets(make_gateway, upstream):
     assert entry["duration_ms"] >= entry["upstream_ttfb_ms"] > 0
     assert {"ts", "level", "logger", "overhead_ms"} <= set(entry)
     assert client.access_log.lines()[1]["status"] == 401
+
+
+def test_worker_snapshots_sum_counts_and_only_live_in_flight(tmp_path, monkeypatch):
+    """With several workers each publishes its own counts; a scrape sums them all,
+    a dead worker's counts included (counters never go back) but not its in-flight."""
+    import subprocess
+
+    from promptd.ops.metrics import LoopMetrics, Snapshots
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = LoopMetrics()
+    gone.request_done("chat_completions", "p", "1", 200, 0.01, 0.001)
+    gone.started()  # it died with a request in flight
+    (tmp_path / f"requests-{dead.pid}.json").write_bytes(__import__("orjson").dumps(gone.snapshot()))
+
+    mine = LoopMetrics()
+    mine.request_done("chat_completions", "p", "1", 200, 0.02, 0.002)
+    mine.request_done("chat_completions", "p", "2", 400, 0.03, 0.003)
+    mine.count_tokens("p", "1", (5, 7, 0))
+    mine.started()
+    merged = Snapshots(tmp_path, mine).merged()
+    assert merged.requests == {("chat_completions", "p", "1", "200"): 2, ("chat_completions", "p", "2", "400"): 1}
+    assert merged.tokens == {("p", "1", "prompt"): 5, ("p", "1", "completion"): 7}
+    assert sum(merged.duration[("chat_completions", "p")].counts) == 3
+    assert merged.inflight == 1  # only the live worker's

@@ -156,7 +156,10 @@ async def test_two_workers_share_the_port_and_metrics(daemon, tmp_path):
             if len(pids) == 2:
                 break
         assert len(pids) == 2, "both workers should have served requests"
-        for _ in range(6):  # whichever worker answers the scrape, the totals are all workers'
+        # Whichever worker answers the scrape, the totals are all workers' (each publishes
+        # its counts within PUBLISH_INTERVAL_S).
+        await asyncio.sleep(0.5)
+        for _ in range(6):
             async with session.get(d.url + "/metrics") as response:
                 assert _total_requests(await response.text()) == sent
     assert d.stop() == 0
