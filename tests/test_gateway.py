@@ -7,6 +7,7 @@ import socket
 
 import orjson
 import pytest
+from conftest import SUPPORT
 
 VARS = {"name": "Sarah", "issue": "billing"}
 
@@ -337,4 +338,81 @@ async def test_echo_upstream_streaming_and_not(make_gateway, upstream):
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert orjson.loads(text) == [{"role": "user", "content": "hi"}]
     assert chunks[-1]["usage"]["total_tokens"] > 0
+    assert upstream.requests == []
+
+
+HISTORY_PROMPT = """
+[[versions]]
+version = 1
+model = "gpt-4o-mini"
+messages = [
+  { role = "system", content = "Be brief, {{name}}." },
+  { placeholder = "history" },
+  { role = "user", content = "Now summarise." },
+]
+"""
+
+
+def _conversation(size: int) -> list[dict]:
+    """A conversation of about `size` bytes, with text that needs escaping."""
+    turn = 'He said "hi" \\ then {{x}} and ünïcødé. ' * 20
+    return [{"role": "user" if i % 2 else "assistant", "content": f"{i}: {turn}"} for i in range(size // 900 + 1)]
+
+
+@pytest.mark.parametrize("size", [1_000, 40_000, 400_000])
+async def test_large_conversations_compile_to_the_same_body_as_small_ones(make_gateway, upstream, size):
+    """Bodies of 16 KB and more keep `messages` as raw JSON and splice it in; what
+    reaches the upstream is exactly what decoding it whole would give."""
+    client = await make_gateway(prompts={"support.toml": SUPPORT, "hist.toml": HISTORY_PROMPT})
+    conversation = _conversation(size)
+    body = {"messages": conversation, "prompt_id": "support", "prompt_variables": VARS, "temperature": 0.5}
+    response = await post(client, body)
+    assert response.status == 200, await response.text()
+    assert upstream.last["body"] == {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You help customers of Acme."},
+            {"role": "user", "content": "I am Sarah and my issue is billing."},
+            *conversation,
+        ],
+        "max_tokens": 512,
+        "temperature": 0.5,
+    }
+    # At the history placeholder.
+    response = await post(client, {"prompt_id": "hist", "prompt_variables": {"name": "Ann"}, "messages": conversation})
+    assert response.status == 200
+    assert upstream.last["body"]["messages"] == [
+        {"role": "system", "content": "Be brief, Ann."},
+        *conversation,
+        {"role": "user", "content": "Now summarise."},
+    ]
+    # An empty conversation, and `messages: null`, leave the prompt's messages alone.
+    padding = "x" * size
+    for messages in ([], None):
+        response = await post(
+            client,
+            {
+                "prompt_id": "hist",
+                "prompt_variables": {"name": "Ann"},
+                "messages": messages,
+                "metadata": {"pad": padding},
+            },
+        )
+        assert response.status == 200
+        assert upstream.last["body"]["messages"] == [
+            {"role": "system", "content": "Be brief, Ann."},
+            {"role": "user", "content": "Now summarise."},
+        ]
+
+
+async def test_a_large_body_with_messages_that_are_not_an_array_is_refused(make_gateway, upstream):
+    client = await make_gateway()
+    body = {"prompt_id": "support", "prompt_variables": VARS, "messages": {"role": "user", "content": "x" * 40_000}}
+    response = await post(client, body)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid_messages"
+    broken = b'{"prompt_id": "support", "messages": [' + b'{"role": "user", "content": "x"},' * 2000 + b"}"
+    response = await post(client, broken)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "invalid_json"
     assert upstream.requests == []

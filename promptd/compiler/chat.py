@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from promptd.compiler.render import Rendered
 from promptd.errors import BadRequest
+from promptd.jsonio import encode_json
 
 
 def pick_model(rendered: Rendered, body: dict[str, Any]) -> str:
@@ -47,3 +50,18 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> dic
         if key != "model" and key != "messages":
             out[key] = value
     return out
+
+
+def splice_messages(messages: list[dict[str, Any]], raw: msgspec.Raw, at: int | None) -> msgspec.Raw:
+    """The prompt's rendered `messages` with the request's, given as a raw JSON
+    array, placed as `assemble` places them (after them, or at the history
+    placeholder `at`), without decoding the request's: a large conversation is
+    copied, not rebuilt."""
+    data = bytes(raw).strip()
+    if data[:1] != b"[" or data[-1:] != b"]":
+        raise BadRequest("`messages` must be an array of messages", code="invalid_messages", param="messages")
+    inner = data[1:-1].strip()
+    before = messages if at is None else messages[:at]
+    after = [] if at is None else messages[at:]
+    parts = [encode_json(before)[1:-1], inner, encode_json(after)[1:-1]]
+    return msgspec.Raw(b"[" + b",".join(part for part in parts if part) + b"]")

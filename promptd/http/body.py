@@ -129,6 +129,53 @@ class Peek(msgspec.Struct):
 
 
 _peek = msgspec.json.Decoder(Peek).decode
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
+class TopLevel:
+    """A large body split into its top-level members, each kept as raw JSON: one
+    pass over the bytes (msgspec checks the whole document) and no Python objects
+    for what is only forwarded, such as a long `messages` array."""
+
+    __slots__ = ("members",)
+
+    def __init__(self, members: dict[str, msgspec.Raw]) -> None:
+        self.members = members
+
+    def prompt_fields(self) -> tuple[bool, bool]:
+        """(any prompt field with a value, any prompt field that is null)."""
+        valued = nulls = False
+        members = self.members
+        if PROMPT_FIELDS.isdisjoint(members):
+            return False, False
+        for name in PROMPT_FIELDS.intersection(members):
+            if bytes(members[name]).strip() == b"null":
+                nulls = True
+            else:
+                valued = True
+        return valued, nulls
+
+    def model_name(self) -> str | None:
+        raw = self.members.get("model")
+        if raw is None:
+            return None
+        value = decode_json(raw)
+        return value if value.__class__ is str and value else None
+
+    def decoded(self, keep_raw: str | None = None) -> dict[str, Any]:
+        """The members as Python values, but `keep_raw`'s, which stays raw JSON."""
+        return {name: raw if name == keep_raw else decode_json(raw) for name, raw in self.members.items()}
+
+
+def top_level(raw: bytes) -> TopLevel:
+    try:
+        return TopLevel(_top_level(raw))
+    except msgspec.ValidationError:
+        raise BadRequest("request body must be a JSON object", code="invalid_json") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("request body nests too deep to be decoded", code="invalid_json") from None
 
 
 def peek_object(raw: bytes) -> Peek:

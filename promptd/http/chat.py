@@ -13,11 +13,12 @@ from typing import Any
 from aiohttp import web
 
 from promptd.compiler import compile_request
+from promptd.compiler.chat import splice_messages
 from promptd.compiler.fields import clip, take_prompt_ref
 from promptd.errors import BadRequest
-from promptd.http.body import PEEK_FROM_BYTES, decode_object, peek_object, prompt_fields_of, read_body
+from promptd.http.body import PEEK_FROM_BYTES, decode_object, peek_object, prompt_fields_of, read_body, top_level
 from promptd.http.envelope import Exchange
-from promptd.jsonio import encode_json
+from promptd.jsonio import encode_around, encode_json
 from promptd.state import AppState
 from promptd.upstreams.base import Call
 
@@ -39,16 +40,17 @@ async def compile_and_forward(
     raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
     headers: dict[str, str] = {"x-request-id": exchange.request_id}
     body: dict[str, Any] | None = None
-    if len(raw) < PEEK_FROM_BYTES:  # small: one full decode costs less than a peek and a decode
+    large = None
+    if len(raw) < PEEK_FROM_BYTES:  # small: one full decode is the cheapest
         body = decode_object(raw)
         valued, nulls = prompt_fields_of(body)
         model = body.get("model")
         if model.__class__ is not str or not model:
             model = None
-    else:  # large: find out whether it must be decoded at all
-        peek = peek_object(raw)
-        valued, nulls = peek.prompt_fields()
-        model = peek.model_name()
+    else:  # large: one pass splits the top level; only what is needed is decoded
+        large = top_level(raw)
+        valued, nulls = large.prompt_fields()
+        model = large.model_name()
     if not valued:
         if model is None:
             raise BadRequest(
@@ -58,11 +60,16 @@ async def compile_and_forward(
             )
         outgoing = raw
         if nulls:  # null prompt fields are absent: removed, the rest forwarded as it came
-            body = body if body is not None else decode_object(raw)
+            body = body if body is not None else large.decoded()  # type: ignore[union-attr]
             take_prompt_ref(body)
             outgoing = encode_json(body)
     else:
-        body = body if body is not None else decode_object(raw)
+        conversation = None  # a large body's `messages`, kept as raw JSON
+        if body is None:
+            body = large.decoded("messages" if api == "chat" else None)  # type: ignore[union-attr]
+            conversation = body.pop("messages", None) if api == "chat" else None
+            if conversation is not None and bytes(conversation).strip() == b"null":
+                conversation = None
         ref = take_prompt_ref(body)
         assert ref is not None
         exchange.prompt_id = ref.id
@@ -79,7 +86,11 @@ async def compile_and_forward(
         exchange.rollout = compiled.rollout
         exchange.count_tokens = (state.metrics.requests, compiled.prompt.id, str(compiled.version.number))
         headers.update(compiled.headers())
-        outgoing = encode_json(body)
+        if conversation is None:
+            outgoing = encode_json(body)
+        else:
+            body["messages"] = splice_messages(body["messages"], conversation, compiled.version.history_at)
+            outgoing = encode_around(body, "messages")
         state.metrics.requests.compiled(time.perf_counter() - started)
     exchange.model = model
     upstream = state.router.for_model(model)

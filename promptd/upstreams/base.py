@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 class Call:
     """One request on its way upstream. `path` is below the upstream's base URL
     (`/chat/completions`, `/responses`, `/embeddings?x=1`); `raw` is the body to
-    send; `body` is its decoded form when the handler has one."""
+    send (or its pieces, sent in one writev without joining them); `body` is its
+    decoded form when the handler has one."""
 
     __slots__ = ("request", "state", "exchange", "path", "raw", "body", "headers")
 
@@ -29,7 +30,7 @@ class Call:
         state: AppState,
         exchange: Exchange,
         path: str,
-        raw: bytes,
+        raw: bytes | tuple[bytes | memoryview, ...],
         body: dict[str, Any] | None,
         headers: dict[str, str],
     ) -> None:

@@ -180,7 +180,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     # -- the request
-    def send(self, request: bytes, read_timeout: float, head_only: bool) -> asyncio.Future[UpstreamResponse]:
+    def send(
+        self, request: tuple[bytes | memoryview, ...], read_timeout: float, head_only: bool
+    ) -> asyncio.Future[UpstreamResponse]:
         self._reset_message()
         self.head_only = head_only
         self.head = self.loop.create_future()
@@ -188,7 +190,10 @@ class _Connection(asyncio.Protocol):
         self.last_data = self.loop.time()
         self.timer = self.loop.call_at(self.last_data + read_timeout, self._check_timeout)
         assert self.transport is not None
-        self.transport.write(request)
+        if len(request) == 1:
+            self.transport.write(request[0])
+        else:
+            self.transport.writelines(request)
         return self.head
 
     async def next_chunk(self) -> bytes:
@@ -322,12 +327,17 @@ class _Pool:
         self.idle.clear()
 
 
-async def _answer(conn: _Connection, request: bytes, read_timeout: float, head_only: bool) -> UpstreamResponse:
+async def _answer(
+    conn: _Connection, request: tuple[bytes | memoryview, ...], read_timeout: float, head_only: bool
+) -> UpstreamResponse:
     try:
         return await conn.send(request, read_timeout, head_only)
     except asyncio.CancelledError:
         conn.close()  # the client left before the answer began: the upstream sees the connection close
         raise
+
+
+_COPY_BODY_BELOW = 64 * 1024
 
 
 class Target:
@@ -383,7 +393,7 @@ class UpstreamClient:
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes,
+        body: bytes | tuple[bytes | memoryview, ...],
         *,
         connect_timeout: float,
         read_timeout: float,
@@ -392,10 +402,18 @@ class UpstreamClient:
         for name, value in headers:
             if "\r" not in value and "\n" not in value:
                 lines.append(f"{name}: {value}\r\n")
-        if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
-            lines.append(f"Content-Length: {len(body)}\r\n")
+        length = len(body) if body.__class__ is bytes else sum(map(len, body))
+        if length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            lines.append(f"Content-Length: {length}\r\n")
         lines.append("\r\n")
-        request = "".join(lines).encode("utf-8", "surrogateescape") + body
+        head = "".join(lines).encode("utf-8", "surrogateescape")
+        # A large body is not copied behind the head: the pieces go out in one writev.
+        if body.__class__ is not bytes:
+            request: tuple[bytes | memoryview, ...] = (head, *body)
+        elif length < _COPY_BODY_BELOW:
+            request = (head + body,)
+        else:
+            request = (head, body)
         pool = self._pool(target)
         head_only = method == "HEAD"
         conn = pool.take()
