@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_right
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -196,12 +197,15 @@ class PromptVersion:
 
 class Rollout:
     """A weighted environment: versions in ascending order with their cumulative
-    share of the weight, so a bucket in [0, 1) walks to one version."""
+    share of the weight, so a bucket in [0, 1) walks to one version. `salt` is
+    SHA-256 already fed `prompt id NUL environment NUL`: a sticky key's bucket
+    hashes only the key (README "Rollouts")."""
 
-    __slots__ = ("weights", "versions", "bounds")
+    __slots__ = ("weights", "versions", "bounds", "salt", "_where")
 
-    def __init__(self, weights: dict[str, int]) -> None:
+    def __init__(self, weights: dict[str, int], prompt_id: str = "", environment: str = "") -> None:
         self.weights = weights
+        self._where = (prompt_id, environment)
         ordered = sorted((int(version), weight) for version, weight in weights.items())
         total = sum(weight for _, weight in ordered)
         self.versions = tuple(version for version, _ in ordered)
@@ -210,16 +214,24 @@ class Rollout:
             running += weight
             bounds.append(running / total)
         self.bounds = tuple(bounds)
+        self.salt = hashlib.sha256(f"{prompt_id}\0{environment}\0".encode("utf-8", "surrogatepass"))
 
     def pick(self, bucket: float) -> int:
         """The version for a bucket in [0, 1); a version of weight 0 is never picked."""
-        for version, bound in zip(self.versions, self.bounds, strict=True):
-            if bucket < bound:
-                return version
-        return self.versions[-1]
+        index = bisect_right(self.bounds, bucket)
+        return self.versions[index if index < len(self.versions) else -1]
+
+    def sticky_bucket(self, key: str) -> float:
+        """`bucket(prompt id, environment, key)`, from the precomputed salt."""
+        digest = self.salt.copy()
+        digest.update(key.encode("utf-8", "surrogatepass"))
+        return int.from_bytes(digest.digest()[:8], "big") / 2**64
 
     def covers(self, version: int) -> bool:
         return self.weights.get(str(version), 0) > 0
+
+    def __reduce__(self) -> tuple[Any, ...]:  # sets built in the builder process travel pickled
+        return (Rollout, (self.weights, *self._where))
 
 
 class Prompt:
@@ -246,7 +258,8 @@ class Prompt:
         self.environments = decl.environments  # as written, for the catalog
         # environment -> its version, or its rollout
         self.targets: dict[str, int | Rollout] = {
-            name: target if isinstance(target, int) else Rollout(target) for name, target in decl.environments.items()
+            name: target if isinstance(target, int) else Rollout(target, prompt_id, name)
+            for name, target in decl.environments.items()
         }
         self.aliases = tuple(decl.aliases)
         self.tests = tuple(decl.tests)

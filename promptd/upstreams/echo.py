@@ -13,7 +13,7 @@ from aiohttp import web
 
 from promptd.errors import NotFound
 from promptd.jsonio import decode_json, encode_json
-from promptd.ops.usage import find_usage, token_counts
+from promptd.ops.usage import usage_counts
 from promptd.upstreams.base import Call, Upstream
 
 _CHUNK_CHARS = 48
@@ -109,9 +109,9 @@ async def _answer_chat(call: Call, body: dict[str, Any]) -> web.StreamResponse:
 def _count(call: Call, answer: bytes) -> None:
     if call.exchange.count_tokens is not None:
         metrics, prompt_id, version = call.exchange.count_tokens
-        usage = find_usage(answer)
-        if usage is not None:
-            metrics.count_tokens(prompt_id, version, token_counts(usage))
+        counts = usage_counts(answer)
+        if counts is not None:
+            metrics.count_tokens(prompt_id, version, counts)
 
 
 async def _stream(call: Call, events: list[bytes]) -> web.StreamResponse:

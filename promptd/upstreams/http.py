@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from promptd.errors import PromptdError, UpstreamTimeout, UpstreamUnreachable
-from promptd.ops.usage import find_usage, token_counts
+from promptd.ops.usage import usage_counts
 from promptd.settings import UpstreamSettings
 from promptd.upstreams.base import Call, Upstream
 from promptd.upstreams.client import Target, UpstreamFailure, UpstreamResponse
@@ -45,10 +45,10 @@ _JSON = "application/json"
 
 def count_usage(exchange: Exchange, data: bytes) -> None:
     """Count the tokens of the answer's `usage` (searched from the end) for a compiled request."""
-    usage = find_usage(data)
-    if usage is not None and exchange.count_tokens is not None:
+    counts = usage_counts(data)
+    if counts is not None and exchange.count_tokens is not None:
         metrics, prompt_id, version = exchange.count_tokens
-        metrics.count_tokens(prompt_id, version, token_counts(usage))
+        metrics.count_tokens(prompt_id, version, counts)
 
 
 class HttpUpstream(Upstream):
