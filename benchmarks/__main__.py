@@ -19,6 +19,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,19 +122,25 @@ class OtherGateway(Server):
 
 
 async def measure(
-    server: Server, url: str, body: bytes, concurrency: int, args: argparse.Namespace, stream: bool = False
+    server: Server,
+    url: str,
+    body: bytes | None,
+    concurrency: int,
+    args: argparse.Namespace,
+    stream: bool = False,
+    duration: float | None = None,
 ) -> dict:
-    if stream:
+    """`body` None: GET requests."""
+    if stream and body is not None:
         body = body[:-1] + b',"stream":true}'
     # A short warm-up, so connection setup and first-call costs are not counted.
     await builtin_load(url, body, min(concurrency, 4), 0.3, max_requests=50, stream=stream)
     cpu_before = server.cpu()
+    seconds = duration or args.duration
     if have_wrk() and not args.no_wrk and not stream:
-        result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, args.duration)
+        result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, seconds)
     else:
-        result = await builtin_load(
-            url, body, concurrency, args.duration, max_requests=args.max_requests, stream=stream
-        )
+        result = await builtin_load(url, body, concurrency, seconds, max_requests=args.max_requests, stream=stream)
     cpu = server.cpu() - cpu_before if server.pids() else None
     return {
         "tool": result.tool,
@@ -260,6 +267,16 @@ async def run(args: argparse.Namespace) -> dict:
         small = workload.body_bytes(workload.SMALL_BODY)
         large = workload.body_bytes(workload.LARGE_BODY)
         path = "/v1/chat/completions"
+        # Body sizes (first concurrency level only): each against the forwarder with the same body.
+        sized: list[tuple[str, Server, bytes | None, bool]] = []
+        for label, size in workload.BODY_SIZES.items():
+            passthrough_body, compiled_body = workload.sized_bodies(size)
+            sized += [
+                (f"baseline_{label}", baseline, passthrough_body, False),
+                (f"passthrough_{label}", promptd, passthrough_body, False),
+                (f"compile_{label}", promptd, compiled_body, False),
+            ]
+        sized.append(("console_script", promptd, None, False))  # GET /ui/console.js, served from memory
         scenarios = [
             ("direct", mock, plain, False),
             ("baseline", baseline, plain, False),
@@ -276,11 +293,13 @@ async def run(args: argparse.Namespace) -> dict:
         ]
         if args.compare_url:
             scenarios.append(("compare", OtherGateway(args.compare_pid), plain, False))
-        for concurrency in args.concurrency:
-            for name, server, body, stream in scenarios:
+        for index, concurrency in enumerate(args.concurrency):
+            for name, server, body, stream in scenarios + (sized if index == 0 else []):
                 if args.only and name not in args.only:
                     continue
                 target = "/v1/responses" if name.endswith("_responses") else path
+                if body is None:
+                    target = "/ui/" + CONSOLE_SCRIPT
                 url = args.compare_url if name == "compare" else server.url + target
                 print(f"  {name:<24} c={concurrency:<4}", end="", flush=True, file=sys.stderr)
                 result = await measure(server, url, body, concurrency, args, stream=stream)
@@ -289,6 +308,8 @@ async def run(args: argparse.Namespace) -> dict:
                     f" {result['rps']:>9} req/s  {result['cpu_us_per_request']} µs CPU/req  errors {result['errors']}",
                     file=sys.stderr,
                 )
+        if not args.only:
+            report["paired"] = await paired_runs(args, promptd, many, workers, small)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -296,16 +317,65 @@ async def run(args: argparse.Namespace) -> dict:
     return report
 
 
+CONSOLE_SCRIPT = "console.js"
+
+
+async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, workers: Server, small: bytes) -> dict:
+    """A/B comparisons the noise of a shared machine would hide in separate runs:
+    the two sides alternate in short rounds and the medians are compared."""
+    rounds = 3 if args.quick else 6
+    seconds = max(1.0, args.duration / 2)
+    concurrency = args.concurrency[0]
+    rollout = workload.body_bytes(workload.ROLLOUT_BODY)
+    small_user = workload.body_bytes(workload.SMALL_USER_BODY)
+    url = "/v1/chat/completions"
+    pairs = {
+        "10,000 prompts vs 12 (small prompt)": ((many, small), (promptd, small)),
+        "--workers 2 vs 1 (small prompt)": ((workers, small), (promptd, small)),
+        "rollout vs the same request without one": ((promptd, rollout), (promptd, small_user)),
+    }
+    out = {}
+    for name, ((a, body_a), (b, body_b)) in pairs.items():
+        samples: tuple[list[float], list[float]] = ([], [])
+        for round_ in range(rounds):
+            order = ((0, a, body_a), (1, b, body_b)) if round_ % 2 == 0 else ((1, b, body_b), (0, a, body_a))
+            for side, server, body in order:
+                result = await measure(server, server.url + url, body, concurrency, args, duration=seconds)
+                if result["cpu_us_per_request"] is not None:
+                    samples[side].append(result["cpu_us_per_request"])
+        median_a, median_b = statistics.median(samples[0]), statistics.median(samples[1])
+        out[name] = {
+            "rounds": rounds,
+            "cpu_us_a": round(median_a, 1),
+            "cpu_us_b": round(median_b, 1),
+            "ratio": round(median_a / median_b, 3),
+        }
+        print(f"  paired: {name}: {out[name]['ratio']}x ({median_a:.1f} vs {median_b:.1f} µs)", file=sys.stderr)
+    return out
+
+
 def add_ratios(report: dict) -> None:
     scenarios = report["scenarios"]
     for name, by_concurrency in scenarios.items():
         for concurrency, result in by_concurrency.items():
-            reference = "baseline_stream" if "stream" in name else "baseline"
+            if name == "console_script":
+                continue  # a GET of a static file: nothing to compare it with
+            size = name.rpartition("_")[2]
+            if size in workload.BODY_SIZES:
+                reference = f"baseline_{size}"
+            else:
+                reference = "baseline_stream" if "stream" in name else "baseline"
             base = scenarios.get(reference, {}).get(concurrency)
             if base and base["cpu_us_per_request"] and result["cpu_us_per_request"] is not None:
                 result["cpu_ratio_vs_baseline"] = round(result["cpu_us_per_request"] / base["cpu_us_per_request"], 2)
             if name == "stream" and base and base["ttfb_ms"] and result["ttfb_ms"]:
                 result["ttfb_added_ms_p50"] = round(result["ttfb_ms"]["p50"] - base["ttfb_ms"]["p50"], 3)
+            if name == "small_prompt_workers2":
+                one = scenarios.get("small_prompt", {}).get(concurrency)
+                if one and one["cpu_us_per_request"] and result["cpu_us_per_request"]:
+                    result["cpu_ratio_vs_one_worker"] = round(
+                        result["cpu_us_per_request"] / one["cpu_us_per_request"], 2
+                    )
             if name == "small_prompt_many":
                 few = scenarios.get("small_prompt", {}).get(concurrency)
                 if few and few["cpu_us_per_request"]:
@@ -332,6 +402,16 @@ def markdown(report: dict) -> str:
                 f"| {r['errors']} | {r['cpu_us_per_request']} | {r.get('cpu_ratio_vs_baseline', '')} "
                 f"| {r['ttfb_ms'].get('p50', '')} | {r['peak_rss_mb']} |"
             )
+    if report.get("paired"):
+        lines += [
+            "",
+            "Paired A/B (the two sides alternate in short rounds; medians of CPU µs per request):",
+            "",
+            "| comparison | rounds | A µs | B µs | A / B |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in report["paired"].items():
+            lines.append(f"| {name} | {r['rounds']} | {r['cpu_us_a']} | {r['cpu_us_b']} | {r['ratio']} |")
     if "startup" in report:
         s = report["startup"]
         lines += [

@@ -51,7 +51,7 @@ def _check_local(url: str) -> None:
 
 async def builtin_load(
     url: str,
-    body: bytes,
+    body: bytes | None,
     concurrency: int,
     duration: float,
     max_requests: int | None = None,
@@ -74,7 +74,8 @@ async def builtin_load(
             budget[0] -= 1
             t0 = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers=headers) as response:
+                request = session.get(url) if body is None else session.post(url, data=body, headers=headers)
+                async with request as response:
                     if stream:
                         first = await response.content.readany()
                         ttfbs.append((time.perf_counter() - t0) * 1000)
@@ -111,10 +112,13 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-def wrk_load(url: str, body: bytes, concurrency: int, duration: float) -> LoadResult:
+def wrk_load(url: str, body: bytes | None, concurrency: int, duration: float) -> LoadResult:
+    """`body` None: GET requests."""
     _check_local(url)
     script = (
-        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
+        'wrk.method = "GET"\n'
+        if body is None
+        else f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)

@@ -29,6 +29,34 @@ ROLLOUT_PROMPT = SMALL_PROMPT.replace(
     'id = "small"', 'id = "small_rollout"\n[environments]\nproduction = { "1" = 50, "2" = 50 }'
 ) + SMALL_PROMPT.split('id = "small"', 1)[1].replace("version = 1", "version = 2")
 ROLLOUT_BODY = {**SMALL_BODY, "prompt_id": "small_rollout", "user": "user-1234"}
+# The same request to the small prompt without a rollout: the rollout's paired reference.
+SMALL_USER_BODY = {**SMALL_BODY, "user": "user-1234"}
+
+# Body sizes of the large-body scenarios: a conversation of about this many bytes.
+BODY_SIZES = {"1kb": 1_000, "100kb": 100_000, "1mb": 1_000_000}
+_WORDS = "the customer asks about an order that arrived late and wants to know when the refund will be paid".split()
+
+
+def conversation(size: int) -> list[dict[str, str]]:
+    """Alternating user/assistant turns of plain text, about `size` bytes of JSON in all."""
+    messages: list[dict[str, str]] = []
+    total, index = 0, 0
+    while total < size - 60:
+        room = min(2000, size - total - 40)
+        text = " ".join(_WORDS[(index + i) % len(_WORDS)] for i in range(max(1, room // 6)))[: max(1, room)]
+        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": text})
+        total += len(text) + 36
+        index += 1
+    return messages
+
+
+def sized_bodies(size: int) -> tuple[bytes, bytes]:
+    """(a passthrough body, a compiled body) carrying a conversation of about `size` bytes,
+    with `messages` first, as the OpenAI SDKs send it."""
+    messages = conversation(size)
+    plain = body_bytes({"messages": messages, "model": "gpt-4o-mini"})
+    compiled = body_bytes({"messages": messages, **SMALL_BODY})
+    return plain, compiled
 
 
 def large_prompt() -> str:

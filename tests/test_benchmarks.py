@@ -31,6 +31,8 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "small_prompt_responses",
         "stream_responses",
         "small_prompt_rollout",
+        "console_script",
+        *(f"{kind}_{size}" for kind in ("baseline", "passthrough", "compile") for size in ("1kb", "100kb", "1mb")),
     }
     assert set(report["scenarios"]) == expected
     for name, by_concurrency in report["scenarios"].items():
@@ -41,6 +43,13 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
     assert report["startup"]["prompts"] == 202
     assert report["reload"]["full"]["errors"] == 0 and report["reload"]["one_file"]["files_changed"] == 1
     assert "| small_prompt | 4 |" in (tmp_path / "latest.md").read_text()
+    assert report["scenarios"]["compile_1mb"]["4"]["cpu_ratio_vs_baseline"] > 0  # against baseline_1mb
+    assert set(report["paired"]) == {
+        "10,000 prompts vs 12 (small prompt)",
+        "--workers 2 vs 1 (small prompt)",
+        "rollout vs the same request without one",
+    }
+    assert all(r["ratio"] > 0 for r in report["paired"].values())
 
 
 def test_compile_micro_benchmark():
