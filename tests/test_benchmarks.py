@@ -101,3 +101,13 @@ def test_compare_url_includes_another_gateway(tmp_path):
     finally:
         other.terminate()
         other.wait(timeout=10)
+
+
+def test_instruction_counts_under_callgrind():
+    """`python -m benchmarks.instructions`: deterministic counts (valgrind is on the machine)."""
+    result = run("benchmarks.instructions", "baseline", "passthrough", "--requests", "40")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    baseline, passthrough = float(rows["baseline"].split("|")[2]), float(rows["passthrough"].split("|")[2])
+    assert baseline > 50 and passthrough > 50  # thousands of instructions per request
+    assert rows["passthrough"].split("|")[3].strip()  # a ratio against the baseline
