@@ -87,7 +87,14 @@ def measure(name: str, kind: str, path: str, body: bytes, requests: int) -> floa
         _wait(f"http://127.0.0.1:{mock_port}/v1/models")
         port = _port()
         if kind == "baseline":
-            argv = ["-m", "benchmarks.baseline_forwarder", "--port", str(port), "--upstream", f"http://127.0.0.1:{mock_port}"]
+            argv = [
+                "-m",
+                "benchmarks.baseline_forwarder",
+                "--port",
+                str(port),
+                "--upstream",
+                f"http://127.0.0.1:{mock_port}",
+            ]
             ready = f"http://127.0.0.1:{port}/v1/models"
         else:
             config = workload.write_config(tmp / "config", mock_port, watch=False)
@@ -149,7 +156,9 @@ def measure(name: str, kind: str, path: str, body: bytes, requests: int) -> floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.instructions", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.instructions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scenarios = _scenarios()
     parser.add_argument("names", nargs="*", metavar="SCENARIO", help=f"default: all of {', '.join(scenarios)}")
