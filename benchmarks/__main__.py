@@ -129,18 +129,21 @@ async def measure(
     args: argparse.Namespace,
     stream: bool = False,
     duration: float | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
-    """`body` None: GET requests."""
+    """`body` None: GET requests. `headers`: sent with every request."""
     if stream and body is not None:
         body = body[:-1] + b',"stream":true}'
     # A short warm-up, so connection setup and first-call costs are not counted.
-    await builtin_load(url, body, min(concurrency, 4), 0.3, max_requests=50, stream=stream)
+    await builtin_load(url, body, min(concurrency, 4), 0.3, max_requests=50, stream=stream, extra_headers=headers)
     cpu_before = server.cpu()
     seconds = duration or args.duration
     if have_wrk() and not args.no_wrk and not stream:
-        result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, seconds)
+        result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, seconds, headers)
     else:
-        result = await builtin_load(url, body, concurrency, seconds, max_requests=args.max_requests, stream=stream)
+        result = await builtin_load(
+            url, body, concurrency, seconds, max_requests=args.max_requests, stream=stream, extra_headers=headers
+        )
     cpu = server.cpu() - cpu_before if server.pids() else None
     return {
         "tool": result.tool,
@@ -329,18 +332,22 @@ async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, w
     rollout = workload.body_bytes(workload.ROLLOUT_BODY)
     small_user = workload.body_bytes(workload.SMALL_USER_BODY)
     url = "/v1/chat/completions"
-    pairs = {
-        "10,000 prompts vs 12 (small prompt)": ((many, small), (promptd, small)),
-        "--workers 2 vs 1 (small prompt)": ((workers, small), (promptd, small)),
-        "rollout vs the same request without one": ((promptd, rollout), (promptd, small_user)),
+    no_usage = {"X-Mock-Usage": "off"}  # the mock's answer without `usage`: nothing to count
+    pairs: dict[str, tuple[tuple[Server, bytes, dict[str, str]], tuple[Server, bytes, dict[str, str]]]] = {
+        "10,000 prompts vs 12 (small prompt)": ((many, small, {}), (promptd, small, {})),
+        "--workers 2 vs 1 (small prompt)": ((workers, small, {}), (promptd, small, {})),
+        "rollout vs the same request without one": ((promptd, rollout, {}), (promptd, small_user, {})),
+        "rollout + usage-bearing answer vs neither": ((promptd, rollout, {}), (promptd, small_user, no_usage)),
     }
     out = {}
-    for name, ((a, body_a), (b, body_b)) in pairs.items():
+    for name, ((a, body_a, headers_a), (b, body_b, headers_b)) in pairs.items():
         samples: tuple[list[float], list[float]] = ([], [])
         for round_ in range(rounds):
-            order = ((0, a, body_a), (1, b, body_b)) if round_ % 2 == 0 else ((1, b, body_b), (0, a, body_a))
-            for side, server, body in order:
-                result = await measure(server, server.url + url, body, concurrency, args, duration=seconds)
+            sides = ((0, a, body_a, headers_a), (1, b, body_b, headers_b))
+            for side, server, body, headers in sides if round_ % 2 == 0 else sides[::-1]:
+                result = await measure(
+                    server, server.url + url, body, concurrency, args, duration=seconds, headers=headers
+                )
                 if result["cpu_us_per_request"] is not None:
                     samples[side].append(result["cpu_us_per_request"])
         median_a, median_b = statistics.median(samples[0]), statistics.median(samples[1])

@@ -57,6 +57,7 @@ async def builtin_load(
     max_requests: int | None = None,
     stream: bool = False,
     pause_s: float = 0.0,
+    extra_headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """`concurrency` clients in a loop until `duration` s have passed (or `max_requests` were sent),
     each waiting `pause_s` between its requests (a steady load below saturation)."""
@@ -65,7 +66,7 @@ async def builtin_load(
     latencies: list[float] = []
     ttfbs: list[float] = []
     budget = [max_requests if max_requests is not None else 1 << 62]
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **(extra_headers or {})}
     started = time.perf_counter()
     deadline = started + duration
 
@@ -74,7 +75,11 @@ async def builtin_load(
             budget[0] -= 1
             t0 = time.perf_counter()
             try:
-                request = session.get(url) if body is None else session.post(url, data=body, headers=headers)
+                request = (
+                    session.get(url, headers=extra_headers)
+                    if body is None
+                    else session.post(url, data=body, headers=headers)
+                )
                 async with request as response:
                     if stream:
                         first = await response.content.readany()
@@ -112,7 +117,9 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-def wrk_load(url: str, body: bytes | None, concurrency: int, duration: float) -> LoadResult:
+def wrk_load(
+    url: str, body: bytes | None, concurrency: int, duration: float, headers: dict[str, str] | None = None
+) -> LoadResult:
     """`body` None: GET requests."""
     _check_local(url)
     script = (
@@ -120,6 +127,7 @@ def wrk_load(url: str, body: bytes | None, concurrency: int, duration: float) ->
         if body is None
         else f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
+    script += "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()

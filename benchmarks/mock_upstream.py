@@ -2,8 +2,9 @@
 
     python -m benchmarks.mock_upstream --port 9100 [--delay-ms 0] [--chunk-delay-ms 0] [--chunks 8]
 
-POST .../chat/completions answers a `chat.completion`, or with `"stream": true`
-`--chunks` SSE chunks then `data: [DONE]`. Anything else gets a small JSON body.
+POST .../chat/completions answers a `chat.completion` (with `usage`, unless the request has
+`X-Mock-Usage: off`), or with `"stream": true` `--chunks` SSE chunks then `data: [DONE]`.
+Anything else gets a small JSON body.
 """
 
 from __future__ import annotations
@@ -15,23 +16,23 @@ import orjson
 import uvloop
 from aiohttp import web
 
-COMPLETION = orjson.dumps(
-    {
-        "id": "chatcmpl-mock",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Hello from the mock upstream."},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
-    }
-)
+_COMPLETION = {
+    "id": "chatcmpl-mock",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello from the mock upstream."},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
+}
+COMPLETION = orjson.dumps(_COMPLETION)
+COMPLETION_WITHOUT_USAGE = orjson.dumps({k: v for k, v in _COMPLETION.items() if k != "usage"})
 
 
 def chunk(text: str, finish: str | None = None) -> bytes:
@@ -53,7 +54,8 @@ def make_app(delay_ms: float, chunk_delay_ms: float, chunks: int) -> web.Applica
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
         if b'"stream":true' not in body.replace(b" ", b""):
-            return web.Response(body=COMPLETION, content_type="application/json")
+            answer = COMPLETION_WITHOUT_USAGE if request.headers.get("X-Mock-Usage") == "off" else COMPLETION
+            return web.Response(body=answer, content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for event in events:

@@ -48,6 +48,7 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "10,000 prompts vs 12 (small prompt)",
         "--workers 2 vs 1 (small prompt)",
         "rollout vs the same request without one",
+        "rollout + usage-bearing answer vs neither",
     }
     assert all(r["ratio"] > 0 for r in report["paired"].values())
 
