@@ -346,6 +346,20 @@ def test_the_playground_renders_and_runs_with_streamed_answer_and_headers(browse
     assert "status 200" in text_of(browser, "#run-meta")
     screenshot(browser, "console-playground.png")
 
+    # A reload that does not touch this prompt leaves the page alone; one that does shows it.
+    (promptd.config / "prompts" / "other.toml").write_text(
+        '[[versions]]\nversion = 1\nmodel = "echo"\nmessages = [{ role = "user", content = "x" }]\n'
+    )
+    wait_for(browser, lambda: "generation 2" in text_of(browser, "#status"), "the reload")
+    time.sleep(0.3)
+    assert json.loads(text_of(browser, "#run-output")) == answer  # still there
+    source = promptd.config / "prompts" / "customer_support.toml"
+    source.write_text(source.read_text().replace("Be brief, friendly", "Be very brief, friendly"))
+    wait_for(browser, lambda: "Be very brief" in text_of(browser, "#messages") or "generation 3" in text_of(browser, "#status"), "the edit")
+    wait_for(browser, lambda: text_of(browser, "#run-output") == "", "the page to show the new version")
+    assert Select(browser.find_element(By.ID, "target")).first_selected_option.get_attribute("value") == "e:staging"
+    assert browser.find_element(By.NAME, "customer_name").get_attribute("value") == "Sarah"  # typed values kept
+
 
 def test_playground_inputs_follow_the_variable_types(browser, promptd):
     open_prompt(browser, promptd, "types")

@@ -291,6 +291,9 @@ function versionOf(prompt, number) {
 async function showPrompt(id) {
   const kept = keepForm();
   const prompt = await getJSON(`/v1/prompts/${encodeURIComponent(id)}`);
+  if (kept && state.prompt && state.prompt.id === prompt.id && state.prompt.hash === prompt.hash) {
+    return; // a reload that did not touch this prompt: keep the page as it is (a diff, a Run's answer)
+  }
   state.prompt = prompt;
   const newest = [...prompt.versions].sort((a, b) => b.version - a.version);
   if (!versionOf(prompt, state.shownVersion)) state.shownVersion = prompt.default_version;
