@@ -355,7 +355,11 @@ def test_the_playground_renders_and_runs_with_streamed_answer_and_headers(browse
     assert json.loads(text_of(browser, "#run-output")) == answer  # still there
     source = promptd.config / "prompts" / "customer_support.toml"
     source.write_text(source.read_text().replace("Be brief, friendly", "Be very brief, friendly"))
-    wait_for(browser, lambda: "Be very brief" in text_of(browser, "#messages") or "generation 3" in text_of(browser, "#status"), "the edit")
+    wait_for(
+        browser,
+        lambda: "Be very brief" in text_of(browser, "#messages") or "generation 3" in text_of(browser, "#status"),
+        "the edit",
+    )
     wait_for(browser, lambda: text_of(browser, "#run-output") == "", "the page to show the new version")
     assert Select(browser.find_element(By.ID, "target")).first_selected_option.get_attribute("value") == "e:staging"
     assert browser.find_element(By.NAME, "customer_name").get_attribute("value") == "Sarah"  # typed values kept
