@@ -185,7 +185,12 @@ def find(browser: webdriver.Chrome, css: str) -> WebElement:
 
 
 def text_of(browser: webdriver.Chrome, css: str) -> str:
-    return browser.find_element(By.CSS_SELECTOR, css).text
+    """The element's visible text, read in one step (the page re-renders on reloads)."""
+    text = browser.execute_script(
+        "const e = document.querySelector(arguments[0]); return e && e.offsetParent !== null ? e.innerText : null",
+        css,
+    )
+    return text.strip() if text is not None else ""
 
 
 def catalog_rows(browser: webdriver.Chrome) -> dict[str, list[str]]:
