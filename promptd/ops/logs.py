@@ -1,8 +1,8 @@
 """Logs are one JSON object per line on stderr.
 
 Application logs go through `logging` with `JsonFormatter`. Access logs skip
-`logging` (it costs more than the rest of a request): `AccessLog` encodes a
-dict with orjson and writes buffered lines, flushed every 50 ms. Every line
+`logging` (it costs more than the rest of a request): `AccessLog` keeps a
+tuple per request and encodes each 50 ms batch with one msgspec call. Every line
 goes through one `LogWriter`, whose thread does the writing. Neither ever
 sees variable values, message contents, keys or Authorization headers:
 callers pass only the fields listed in README.md.
