@@ -8,6 +8,7 @@ exact. Bodies without prompt fields are forwarded as received, never re-encoded.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -62,80 +63,54 @@ def _too_large(limit: int) -> BodyTooLarge:
     return BodyTooLarge(f"request body is larger than max_body_bytes ({limit} bytes)", code="body_too_large")
 
 
-def decode_object(raw: bytes) -> dict[str, Any]:
+def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:
+    """`decode(raw)`, its failures as the 400s a client reads."""
     try:
-        body = decode_json(raw)
+        return decode(raw)
+    except msgspec.ValidationError:
+        raise BadRequest("request body must be a JSON object", code="invalid_json") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     except RecursionError:
         raise BadRequest("request body nests too deep to be decoded", code="invalid_json") from None
+
+
+def decode_object(raw: bytes) -> dict[str, Any]:
+    body = _decoded(decode_json, raw)
     if body.__class__ is not dict:
         raise BadRequest("request body must be a JSON object", code="invalid_json")
     return body
 
 
-# Bodies at least this large are peeked (`Peek`) before deciding to decode them whole.
-PEEK_FROM_BYTES = 16 * 1024
+# Bodies at least this large are split at the top level (`top_level`) instead of decoded whole.
+SPLIT_FROM_BYTES = 16 * 1024
 
 
-def prompt_fields_of(body: dict[str, Any]) -> tuple[bool, bool]:
-    """(any prompt field with a value, any prompt field that is null) of a decoded body."""
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_raw_null(value: msgspec.Raw) -> bool:
+    return bytes(value).strip() == b"null"
+
+
+def prompt_fields_of(body: Mapping[str, Any], is_null: Callable[[Any], bool] = _is_none) -> tuple[bool, bool]:
+    """(any prompt field with a value, any prompt field that is null) of a body's top level."""
     if PROMPT_FIELDS.isdisjoint(body):
         return False, False
     valued = nulls = False
     for name in PROMPT_FIELDS.intersection(body):
-        if body[name] is None:
+        if is_null(body[name]):
             nulls = True
         else:
             valued = True
     return valued, nulls
 
 
-class Peek(msgspec.Struct):
-    """The few top-level fields a handler needs before (or instead of) decoding
-    the whole body: msgspec checks the whole document but builds only these,
-    as raw JSON (about 7x faster than a full decode of a large body)."""
-
-    model: msgspec.Raw = msgspec.UNSET
-    stream: msgspec.Raw = msgspec.UNSET
-    prompt_id: msgspec.Raw = msgspec.UNSET
-    prompt_variables: msgspec.Raw = msgspec.UNSET
-    inputs: msgspec.Raw = msgspec.UNSET
-    prompt_version: msgspec.Raw = msgspec.UNSET
-    version_id: msgspec.Raw = msgspec.UNSET
-    environment: msgspec.Raw = msgspec.UNSET
-    prompt_environment: msgspec.Raw = msgspec.UNSET
-    prompt_label: msgspec.Raw = msgspec.UNSET
-    prompt: msgspec.Raw = msgspec.UNSET
-
-    def prompt_fields(self) -> tuple[bool, bool]:
-        """(any prompt field with a value, any prompt field that is null)."""
-        valued = nulls = False
-        for name in PROMPT_FIELDS:
-            raw = getattr(self, name)
-            if raw is not msgspec.UNSET:
-                if bytes(raw).strip() == b"null":
-                    nulls = True
-                else:
-                    valued = True
-        return valued, nulls
-
-    def model_name(self) -> str | None:
-        """`model` when it is a string."""
-        if self.model is msgspec.UNSET:
-            return None
-        value = decode_json(self.model)
-        return value if value.__class__ is str and value else None
-
-
-_peek = msgspec.json.Decoder(Peek).decode
-_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-
-
 class TopLevel:
-    """A large body split into its top-level members, each kept as raw JSON: one
-    pass over the bytes (msgspec checks the whole document) and no Python objects
-    for what is only forwarded, such as a long `messages` array."""
+    """A body split into its top-level members, each kept as raw JSON: one pass
+    over the bytes (msgspec checks the whole document) and no Python objects for
+    what is only forwarded, such as a long `messages` array."""
 
     __slots__ = ("members",)
 
@@ -143,19 +118,10 @@ class TopLevel:
         self.members = members
 
     def prompt_fields(self) -> tuple[bool, bool]:
-        """(any prompt field with a value, any prompt field that is null)."""
-        valued = nulls = False
-        members = self.members
-        if PROMPT_FIELDS.isdisjoint(members):
-            return False, False
-        for name in PROMPT_FIELDS.intersection(members):
-            if bytes(members[name]).strip() == b"null":
-                nulls = True
-            else:
-                valued = True
-        return valued, nulls
+        return prompt_fields_of(self.members, _is_raw_null)
 
     def model_name(self) -> str | None:
+        """`model` when it is a non-empty string."""
         raw = self.members.get("model")
         if raw is None:
             return None
@@ -167,24 +133,9 @@ class TopLevel:
         return {name: raw if name == keep_raw else decode_json(raw) for name, raw in self.members.items()}
 
 
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+
+
 def top_level(raw: bytes) -> TopLevel:
-    try:
-        return TopLevel(_top_level(raw))
-    except msgspec.ValidationError:
-        raise BadRequest("request body must be a JSON object", code="invalid_json") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    except RecursionError:
-        raise BadRequest("request body nests too deep to be decoded", code="invalid_json") from None
-
-
-def peek_object(raw: bytes) -> Peek:
-    """Check that `raw` is one JSON object and read its top-level fields of interest."""
-    try:
-        return _peek(raw)
-    except msgspec.ValidationError:
-        raise BadRequest("request body must be a JSON object", code="invalid_json") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    except RecursionError:
-        raise BadRequest("request body nests too deep to be decoded", code="invalid_json") from None
+    """Check that `raw` is one JSON object and split its top level."""
+    return TopLevel(_decoded(_top_level, raw))

@@ -16,7 +16,7 @@ from promptd.compiler import compile_request
 from promptd.compiler.chat import splice_messages
 from promptd.compiler.fields import clip, take_prompt_ref
 from promptd.errors import BadRequest
-from promptd.http.body import PEEK_FROM_BYTES, decode_object, peek_object, prompt_fields_of, read_body, top_level
+from promptd.http.body import SPLIT_FROM_BYTES, decode_object, prompt_fields_of, read_body, top_level
 from promptd.http.envelope import Exchange
 from promptd.jsonio import encode_around, encode_json
 from promptd.state import AppState
@@ -41,7 +41,7 @@ async def compile_and_forward(
     headers: dict[str, str] = {"x-request-id": exchange.request_id}
     body: dict[str, Any] | None = None
     large = None
-    if len(raw) < PEEK_FROM_BYTES:  # small: one full decode is the cheapest
+    if len(raw) < SPLIT_FROM_BYTES:  # small: one full decode is the cheapest
         body = decode_object(raw)
         valued, nulls = prompt_fields_of(body)
         model = body.get("model")
@@ -106,17 +106,17 @@ async def passthrough(request: web.Request, state: AppState, exchange: Exchange)
     model = None
     if raw.lstrip()[:1] == b"{":
         try:
-            peek = peek_object(raw)
+            members = top_level(raw)
         except BadRequest:
-            peek = None  # not JSON: the upstream judges it
-        if peek is not None:
-            if peek.prompt_fields()[0]:
+            members = None  # not JSON: the upstream judges it
+        if members is not None:
+            if members.prompt_fields()[0]:
                 raise BadRequest(
                     f"prompt fields are compiled only on POST /v1/chat/completions and POST /v1/responses;"
                     f" {request.method} {clip(request.path)} would send them upstream raw",
                     code="invalid_prompt_fields",
                 )
-            model = peek.model_name()
+            model = members.model_name()
     upstream = state.router.for_model(model) if model else state.router.default
     exchange.model = model
     exchange.upstream = upstream.name
