@@ -176,28 +176,13 @@ def safe_line(entry: dict[str, Any]) -> bytes:
         )
 
 
-ACCESS_FIELDS = (
-    "request_id",
-    "method",
-    "path",
-    "status",
-    "endpoint",
-    "prompt_id",
-    "prompt_version",
-    "environment",
-    "upstream",
-    "model",
-    "duration_ms",
-    "overhead_ms",
-    "upstream_ttfb_ms",
-    "bytes_out",
-    "rollout",
-)
 _PID = os.getpid()
 
 
 class _AccessLine(msgspec.Struct):
-    """One access log line; msgspec writes a batch of them in one call (`encode_lines`)."""
+    """One access log line, its fields in order; msgspec writes a batch of them in
+    one call (`encode_lines`). A request records the fields from `request_id` to
+    `rollout` as a tuple, durations in seconds (`AccessLog.record`)."""
 
     ts: str
     level: str
@@ -223,6 +208,10 @@ class _AccessLine(msgspec.Struct):
 _encode_lines = msgspec.json.Encoder().encode_lines
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
 class AccessLog:
     """Buffered JSON access log lines; `enabled` follows the `promptd.access` logger's level.
 
@@ -237,7 +226,7 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
 
     def record(self, entry: tuple[Any, ...]) -> None:
-        """`entry`: time.time(), then the values of ACCESS_FIELDS in order (durations in seconds)."""
+        """`entry`: time.time(), then the fields of `_AccessLine` from `request_id` to `rollout`."""
         self._pending.append(entry)
         if len(self._pending) >= _FLUSH_ENTRIES:
             self.flush()
@@ -251,47 +240,14 @@ class AccessLog:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        lines = [
-            _AccessLine(
-                timestamp(now),
-                "info",
-                "promptd.access",
-                request_id,
-                method,
-                path.partition("?")[0],  # query strings can carry secrets
-                status,
-                endpoint,
-                prompt_id,
-                version,
-                environment,
-                upstream,
-                model,
-                None if duration is None else round(duration * 1000, 3),
-                None if overhead is None else round(overhead * 1000, 3),
-                None if ttfb is None else round(ttfb * 1000, 3),
-                bytes_out,
-                rollout,
-                _PID,
-            )
-            for (
-                now,
-                request_id,
-                method,
-                path,
-                status,
-                endpoint,
-                prompt_id,
-                version,
-                environment,
-                upstream,
-                model,
-                duration,
-                overhead,
-                ttfb,
-                bytes_out,
-                rollout,
-            ) in pending
-        ]
+        lines = []
+        for now, *fields in pending:
+            line = _AccessLine(timestamp(now), "info", "promptd.access", *fields, _PID)
+            line.path = line.path.partition("?")[0]  # query strings can carry secrets
+            line.duration_ms = _ms(line.duration_ms)
+            line.overhead_ms = _ms(line.overhead_ms)
+            line.upstream_ttfb_ms = _ms(line.upstream_ttfb_ms)
+            lines.append(line)
         writer = self._writer or _writer
         try:
             writer.write_data(_encode_lines(lines), len(lines))
