@@ -222,20 +222,12 @@ def _json_schema_decl(prop: dict, file: Path, line: int, name: str, problems: Pr
     return decl
 
 
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
 def _type_of(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return None
+    """The promptd variable type of a YAML/JSON value (None for null and the rest)."""
+    return _JSON_TYPES.get(type(value))
 
 
 def _common_type(values: list[Any]) -> str | None:
