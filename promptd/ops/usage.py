@@ -8,6 +8,8 @@ from __future__ import annotations
 import msgspec
 
 _KEY = b'"usage"'
+_WHITESPACE = b" \t\r\n"
+_CLOSE = ord("}")
 
 
 class _Details(msgspec.Struct):
@@ -53,11 +55,14 @@ def usage_counts(data: bytes) -> tuple[int, int, int] | None:
 
 
 def _usage_at(data: bytes, start: int) -> _Usage | None:
-    # Usually the last member of the answer: the object ends where the answer's does.
-    last = data.rstrip()
-    if last.endswith(b"}"):
+    # Usually the last member of the answer: the object ends where the answer's does
+    # (found without copying the answer, which can be large).
+    last = len(data) - 1
+    while last > start and data[last] in _WHITESPACE:
+        last -= 1
+    if data[last] == _CLOSE:
         try:
-            return _decode(last[start:-1])
+            return _decode(data[start:last])
         except msgspec.DecodeError:  # (ValidationError included) not the last member
             pass
     end = _object_end(data, start)
