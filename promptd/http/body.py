@@ -90,7 +90,8 @@ def _is_none(value: Any) -> bool:
     return value is None
 
 
-def _is_raw_null(value: msgspec.Raw) -> bool:
+def is_raw_null(value: msgspec.Raw) -> bool:
+    """A raw JSON member that is `null`."""
     return bytes(value).strip() == b"null"
 
 
@@ -118,7 +119,7 @@ class TopLevel:
         self.members = members
 
     def prompt_fields(self) -> tuple[bool, bool]:
-        return prompt_fields_of(self.members, _is_raw_null)
+        return prompt_fields_of(self.members, is_raw_null)
 
     def model_name(self) -> str | None:
         """`model` when it is a non-empty string."""

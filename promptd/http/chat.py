@@ -16,7 +16,7 @@ from promptd.compiler import compile_request
 from promptd.compiler.chat import splice_messages
 from promptd.compiler.fields import clip, take_prompt_ref
 from promptd.errors import BadRequest
-from promptd.http.body import SPLIT_FROM_BYTES, decode_object, prompt_fields_of, read_body, top_level
+from promptd.http.body import SPLIT_FROM_BYTES, decode_object, is_raw_null, prompt_fields_of, read_body, top_level
 from promptd.http.envelope import Exchange
 from promptd.jsonio import encode_around, encode_json
 from promptd.state import AppState
@@ -68,7 +68,7 @@ async def compile_and_forward(
         if body is None:
             body = large.decoded("messages" if api == "chat" else None)  # type: ignore[union-attr]
             conversation = body.pop("messages", None) if api == "chat" else None
-            if conversation is not None and bytes(conversation).strip() == b"null":
+            if conversation is not None and is_raw_null(conversation):
                 conversation = None
         ref = take_prompt_ref(body)
         assert ref is not None
