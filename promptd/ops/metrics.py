@@ -167,14 +167,14 @@ class LoopMetrics(Collector):
             self.requests[tuple(key)] = self.requests.get(tuple(key), 0) + value
         for key, value in snapshot["tokens"]:
             self.tokens[tuple(key)] = self.tokens.get(tuple(key), 0) + value
-        for name, bounds, single in (
-            ("duration", DURATION_BUCKETS, False),
-            ("overhead", OVERHEAD_BUCKETS, True),
-            ("ttfb", DURATION_BUCKETS, True),
+        for name, bounds in (
+            ("duration", DURATION_BUCKETS),
+            ("overhead", OVERHEAD_BUCKETS),
+            ("ttfb", DURATION_BUCKETS),
         ):
             series = getattr(self, name)
             for key, counts, total in snapshot[name]:
-                label = key[0] if single else tuple(key)
+                label = key[0] if len(key) == 1 else tuple(key)  # one label: a plain string key
                 buckets = series.get(label)
                 if buckets is None:
                     buckets = series[label] = _Buckets(bounds)
