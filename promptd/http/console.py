@@ -5,6 +5,7 @@ origin, and the Content-Security-Policy says so to the browser."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -41,31 +42,20 @@ class Asset:
         self.cache_control = cache_control
 
 
-def _load() -> dict[str, Asset]:
-    """The page names its script and stylesheet with a content hash (`?v=`), so
-    they can be cached for good; the page itself is revalidated every time."""
-    js = (STATIC / "console.js").read_bytes()
-    css = (STATIC / "console.css").read_bytes()
-    assets = {
-        "console.js": Asset(js, "text/javascript; charset=utf-8", "public, max-age=31536000, immutable"),
-        "console.css": Asset(css, "text/css; charset=utf-8", "public, max-age=31536000, immutable"),
+@functools.cache
+def _files() -> tuple[Asset, dict[str, Asset]]:
+    """The page, and the files it loads by name, read once (when first asked for).
+    The page names its script and stylesheet with a content hash (`?v=`), so they
+    can be cached for good; the page itself is revalidated every time."""
+    immutable = "public, max-age=31536000, immutable"
+    files = {
+        "console.js": Asset((STATIC / "console.js").read_bytes(), "text/javascript; charset=utf-8", immutable),
+        "console.css": Asset((STATIC / "console.css").read_bytes(), "text/css; charset=utf-8", immutable),
     }
     page = (STATIC / "console.html").read_text()
-    page = page.replace("{{js}}", assets["console.js"].etag.strip('"')).replace(
-        "{{css}}", assets["console.css"].etag.strip('"')
-    )
-    assets[""] = Asset(page.encode(), "text/html; charset=utf-8", "no-cache")
-    return assets
-
-
-_ASSETS: dict[str, Asset] | None = None
-
-
-def assets() -> dict[str, Asset]:
-    global _ASSETS
-    if _ASSETS is None:
-        _ASSETS = _load()
-    return _ASSETS
+    for placeholder, name in (("{{js}}", "console.js"), ("{{css}}", "console.css")):
+        page = page.replace(placeholder, files[name].etag.strip('"'))
+    return Asset(page.encode(), "text/html; charset=utf-8", "no-cache"), files
 
 
 def _serve(request: web.Request, asset: Asset) -> web.Response:
@@ -76,11 +66,11 @@ def _serve(request: web.Request, asset: Asset) -> web.Response:
 
 
 async def page(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
-    return _serve(request, assets()[""])
+    return _serve(request, _files()[0])
 
 
 async def asset(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
-    found = assets().get(request.match_info["asset"])
-    if found is None or not request.match_info["asset"]:
+    found = _files()[1].get(request.match_info["asset"])
+    if found is None:
         raise NotFound(f"GET {clip(request.path)}: no such console file", code="not_found")
     return _serve(request, found)
