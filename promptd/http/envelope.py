@@ -212,7 +212,7 @@ def _finish(
             time.time(),
             exchange.request_id,
             request.method,
-            request.raw_path,
+            request.raw_path.partition("?")[0],  # query strings can carry secrets
             status,
             exchange.endpoint,
             prompt_id,
@@ -220,9 +220,9 @@ def _finish(
             exchange.environment,
             exchange.upstream,
             exchange.model,
-            duration,
-            overhead,
-            exchange.upstream_ttfb,
+            round(duration * 1000, 3),
+            round(overhead * 1000, 3),
+            None if exchange.upstream_ttfb is None else round(exchange.upstream_ttfb * 1000, 3),
             bytes_out,
             exchange.rollout,
         )

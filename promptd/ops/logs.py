@@ -182,7 +182,7 @@ _PID = os.getpid()
 class _AccessLine(msgspec.Struct):
     """One access log line, its fields in order; msgspec writes a batch of them in
     one call (`encode_lines`). A request records the fields from `request_id` to
-    `rollout` as a tuple, durations in seconds (`AccessLog.record`)."""
+    `rollout` as a tuple (`AccessLog.record`)."""
 
     ts: str
     level: str
@@ -208,10 +208,6 @@ class _AccessLine(msgspec.Struct):
 _encode_lines = msgspec.json.Encoder().encode_lines
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
 class AccessLog:
     """Buffered JSON access log lines; `enabled` follows the `promptd.access` logger's level.
 
@@ -226,7 +222,8 @@ class AccessLog:
         self._timer: asyncio.TimerHandle | None = None
 
     def record(self, entry: tuple[Any, ...]) -> None:
-        """`entry`: time.time(), then the fields of `_AccessLine` from `request_id` to `rollout`."""
+        """`entry`: time.time(), then the fields of `_AccessLine` from `request_id` to
+        `rollout`, as they are written (the path without its query, durations in ms)."""
         self._pending.append(entry)
         if len(self._pending) >= _FLUSH_ENTRIES:
             self.flush()
@@ -240,14 +237,7 @@ class AccessLog:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        lines = []
-        for now, *fields in pending:
-            line = _AccessLine(timestamp(now), "info", "promptd.access", *fields, _PID)
-            line.path = line.path.partition("?")[0]  # query strings can carry secrets
-            line.duration_ms = _ms(line.duration_ms)
-            line.overhead_ms = _ms(line.overhead_ms)
-            line.upstream_ttfb_ms = _ms(line.upstream_ttfb_ms)
-            lines.append(line)
+        lines = [_AccessLine(timestamp(now), "info", "promptd.access", *fields, _PID) for now, *fields in pending]
         writer = self._writer or _writer
         try:
             writer.write_data(_encode_lines(lines), len(lines))
