@@ -1,14 +1,16 @@
-"""`create_app(settings)`: the one place the aiohttp application is assembled."""
+"""`create_app(settings)`: the one place the app is assembled, its routes and the
+resources it holds while it serves (`cleanup_ctx`, as with aiohttp)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-from aiohttp import web
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from promptd.http import catalog, chat, console
 from promptd.http.envelope import Handler, endpoint
+from promptd.http.messages import Request, Response, StreamResponse
+from promptd.http.routing import Routes
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import PUBLISH_INTERVAL_S, Metrics
 from promptd.prompts.lock import lock_path
@@ -16,7 +18,7 @@ from promptd.prompts.promptset import PromptLoader, PromptSet
 from promptd.prompts.reload import Reloader, reload_context
 from promptd.prompts.served import ServedPrompts
 from promptd.settings import Settings
-from promptd.state import APP_STATE, AppState
+from promptd.state import AppState
 from promptd.upstreams.client import UpstreamClient
 from promptd.upstreams.routing import Router
 
@@ -45,7 +47,32 @@ CONSOLE_ROUTES: list[tuple[str, str, dict[str, Handler], bool]] = [
     ("/ui/", "console", {"GET": console.page}, False),
     ("/ui/{asset}", "console", {"GET": console.asset}, False),
 ]
-NOT_FOUND_ROUTE: tuple[str, str, dict[str, Handler], bool] = ("/{tail:.*}", "not_found", {}, True)
+
+
+class App:
+    """The gateway: its state, its routes, and the resources it opens to serve
+    (`cleanup_ctx`: async generators run to their `yield` at start, resumed at stop)."""
+
+    def __init__(self, state: AppState, routes: Routes) -> None:
+        self.state = state
+        self.routes = routes
+        self.cleanup_ctx: list[Callable[[App], AsyncIterator[None]]] = []
+        self._running: list[AsyncIterator[None]] = []
+
+    def handle(self, request: Request) -> asyncio.Future[Response | StreamResponse]:
+        return self.routes.dispatch(request)  # type: ignore[return-value]
+
+    async def startup(self) -> None:
+        for context in self.cleanup_ctx:
+            running = context(self)
+            await anext(running)
+            self._running.append(running)
+
+    async def cleanup(self) -> None:
+        while self._running:
+            running = self._running.pop()
+            with contextlib.suppress(StopAsyncIteration):
+                await anext(running)
 
 
 def create_app(
@@ -55,7 +82,7 @@ def create_app(
     loader: PromptLoader | None = None,
     metrics: Metrics | None = None,
     access_log: AccessLog | None = None,
-) -> web.Application:
+) -> App:
     """Build the app. Without `prompts`, the prompt set is loaded now and a
     `ConfigError` is raised if it is invalid."""
     loader = loader or PromptLoader(settings.prompt_dirs, lock_path(settings.config_path), settings.default_environment)
@@ -72,22 +99,20 @@ def create_app(
         access_log=access_log or AccessLog(),
         api_keys=tuple(key.encode() for key in settings.api_keys),
     )
-    app = web.Application(client_max_size=settings.max_body_bytes, handler_args={"max_field_size": 65536})
-    app[APP_STATE] = state
+    routes = Routes(fallback=endpoint(state, "not_found", {}, auth=True))
+    for path, name, methods, auth in [*ROUTES, *(CONSOLE_ROUTES if settings.ui_enabled else ())]:
+        routes.add(path, endpoint(state, name, methods, auth=auth))
+    app = App(state, routes)
     app.cleanup_ctx.append(_upstream_client)
     app.cleanup_ctx.append(_reloading)
     app.cleanup_ctx.append(_flush_access_log)
     app.cleanup_ctx.append(_publishing_metrics)
-
-    routes = [*ROUTES, *(CONSOLE_ROUTES if settings.ui_enabled else ()), NOT_FOUND_ROUTE]
-    for path, name, methods, auth in routes:
-        app.router.add_route("*", path, endpoint(name, methods, auth=auth))
     return app
 
 
-async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+async def _upstream_client(app: App) -> AsyncIterator[None]:
     """Exactly one upstream client (and its keep-alive pools) per app."""
-    state = app[APP_STATE]
+    state = app.state
     state.client = UpstreamClient()
     try:
         yield
@@ -95,15 +120,15 @@ async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
         state.client.close()
 
 
-async def _reloading(app: web.Application) -> AsyncIterator[None]:
-    state = app[APP_STATE]
+async def _reloading(app: App) -> AsyncIterator[None]:
+    state = app.state
     async for _ in reload_context(state.reloader, state.settings.prompt_dirs, state.settings.watch):
         yield
 
 
-async def _publishing_metrics(app: web.Application) -> AsyncIterator[None]:
+async def _publishing_metrics(app: App) -> AsyncIterator[None]:
     """With several workers: this worker's request metrics go to the shared directory."""
-    snapshots = app[APP_STATE].metrics.snapshots
+    snapshots = app.state.metrics.snapshots
     if snapshots is None:
         yield
         return
@@ -121,6 +146,6 @@ async def _publishing_metrics(app: web.Application) -> AsyncIterator[None]:
         snapshots.publish()
 
 
-async def _flush_access_log(app: web.Application) -> AsyncIterator[None]:
+async def _flush_access_log(app: App) -> AsyncIterator[None]:
     yield
-    app[APP_STATE].access_log.flush()
+    app.state.access_log.flush()

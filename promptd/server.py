@@ -24,7 +24,6 @@ from promptd.http.listener import LISTEN_BACKLOG, start_listening
 from promptd.ops.metrics import MULTIPROC_ENV
 from promptd.prompts.promptset import PromptSet
 from promptd.settings import Settings
-from promptd.state import APP_STATE
 
 log = logging.getLogger("promptd")
 
@@ -99,7 +98,7 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
             return 2
     listener = await start_listening(app, settings, sock)
     host, port = sock.getsockname()[:2]
-    state = app[APP_STATE]
+    state = app.state
     log.info(
         "promptd listening on http://%s:%d",
         host,

@@ -1,15 +1,13 @@
-"""The app's state: one typed object under one AppKey.
+"""The app's state: one typed object, `app.state`.
 
-The app is frozen after startup; what changes (the prompt set, the upstream
-client) changes as an attribute of these objects, never by reassigning a key.
+What changes while serving (the prompt set, the upstream client) changes as an
+attribute of the objects it holds, never by replacing it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-from aiohttp import web
 
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
@@ -32,6 +30,3 @@ class AppState:
     client: UpstreamClient | None = None  # opened by the app's cleanup_ctx
     # The requests being handled now (their `Exchange`s): SIGTERM's drain waits for them.
     inflight: set[Any] = field(default_factory=set)
-
-
-APP_STATE = web.AppKey("promptd", AppState)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -14,8 +15,11 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import BaseTestServer
+from yarl import URL
 
-from promptd.app import create_app
+from promptd.app import App, create_app
+from promptd.http.listener import Listener, start_listening
 from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
 from promptd.settings import load_settings
@@ -247,8 +251,49 @@ class LogSink:
         return [orjson.loads(line) for line in self.data.splitlines() if line]
 
 
+class GatewayServer(BaseTestServer):
+    """The real app served by promptd's own listener on 127.0.0.1, for aiohttp's
+    test client (`await gateway_client(app)`)."""
+
+    def __init__(self, app: App) -> None:
+        super().__init__()
+        self.app = app
+        self.listener: Listener | None = None
+
+    async def start_server(self, loop: Any = None, **kwargs: Any) -> None:
+        if self.listener is not None:
+            return
+        sock = self.socket_factory(self.host, 0, socket.AF_INET)
+        self.listener = await start_listening(self.app, self.app.state.settings, sock)
+        self.port = sock.getsockname()[1]
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def _make_runner(self, **kwargs: Any) -> Any:  # pragma: no cover - not an aiohttp app
+        raise NotImplementedError
+
+    @property
+    def started(self) -> bool:
+        return self.listener is not None
+
+    async def close(self) -> None:
+        if self.listener is not None and not self._closed:
+            self._closed = True
+            await self.listener.drain(0)
+
+
 @pytest.fixture
-def make_gateway(aiohttp_client, tmp_path, upstream) -> Callable[..., Any]:
+def gateway_client(aiohttp_client) -> Callable[..., Any]:
+    """`await gateway_client(app)` -> aiohttp's test client of a promptd app, closed after the test."""
+
+    async def serve(app: App):
+        return await aiohttp_client(GatewayServer(app))
+
+    return serve
+
+
+@pytest.fixture
+def make_gateway(gateway_client, tmp_path, upstream) -> Callable[..., Any]:
     """`await make_gateway(**write_config kwargs)` -> a test client of the real app."""
 
     async def make(env: dict[str, str] | None = None, **kwargs: Any):
@@ -259,7 +304,7 @@ def make_gateway(aiohttp_client, tmp_path, upstream) -> Callable[..., Any]:
         log = AccessLog(stream=sink)  # type: ignore[arg-type]
         log.enabled = True
         app = create_app(settings, metrics=Metrics(), access_log=log)
-        client = await aiohttp_client(app)
+        client = await gateway_client(app)
         client.access_log = sink
         client.config_dir = config
         return client

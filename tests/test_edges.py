@@ -21,7 +21,6 @@ from promptd.ops.logs import AccessLog
 from promptd.ops.metrics import Metrics
 from promptd.server import bind_socket
 from promptd.settings import load_settings
-from promptd.state import APP_STATE
 from promptd.upstreams.client import HEADER_LIMIT
 
 VARS = {"name": "Sam", "issue": "billing"}
@@ -82,7 +81,7 @@ def ok(body: bytes, extra: bytes = b"") -> bytes:
 
 
 @pytest.fixture
-async def raw_gateway(aiohttp_client, tmp_path):
+async def raw_gateway(gateway_client, tmp_path):
     """`await raw_gateway(answer, **write_config kwargs)` -> (client, raw upstream)."""
     made = []
 
@@ -93,7 +92,7 @@ async def raw_gateway(aiohttp_client, tmp_path):
         access_log = AccessLog(stream=LogSink())
         access_log.enabled = True
         app = create_app(load_settings(config, environ=env or {}), metrics=Metrics(), access_log=access_log)
-        return await aiohttp_client(app), raw
+        return await gateway_client(app), raw
 
     yield make
     for raw in made:
@@ -177,7 +176,7 @@ async def test_a_huge_response_header_block_is_refused(raw_gateway):
 # -- 13. the read timeout measures upstream silence only -------------------------------------
 
 
-async def test_a_slow_reader_is_not_cut_off_by_the_read_timeout(raw_gateway, aiohttp_client):
+async def test_a_slow_reader_is_not_cut_off_by_the_read_timeout(raw_gateway, gateway_client):
     payload = b"x" * (32 * 1024 * 1024)  # more than every socket buffer on the way holds
 
     async def answer(reader, writer, index, body):
@@ -556,7 +555,7 @@ async def test_a_client_leaving_mid_stream_is_a_499_at_info(make_gateway, upstre
         await asyncio.sleep(0.1)
         upstream.gate.set()  # the upstream goes on writing into a closed client
         await asyncio.sleep(0.2)
-    client.server.app[APP_STATE].access_log.flush()
+    client.server.app.state.access_log.flush()
     statuses = [line["status"] for line in client.access_log.lines() if line["endpoint"] == "chat_completions"]
     assert statuses == [499, 499, 499]
     assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
@@ -587,7 +586,7 @@ async def test_a_client_resetting_a_fast_stream_is_a_499_not_an_error(raw_gatewa
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()  # a reset, in the middle of a fast stream
         await asyncio.sleep(0.3)
-    client.server.app[APP_STATE].access_log.flush()
-    lines = [orjson.loads(line) for line in client.server.app[APP_STATE].access_log._writer._stream.data.splitlines()]
+    client.server.app.state.access_log.flush()
+    lines = [orjson.loads(line) for line in client.server.app.state.access_log._writer._stream.data.splitlines()]
     assert [line["status"] for line in lines] == [499] * 5
     assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]

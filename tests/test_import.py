@@ -46,14 +46,14 @@ def serving(root: Path, prompts: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["dotprompt", "litellm", "langfuse"])
-async def test_imported_prompts_render_as_the_source_tool_does(fmt, tmp_path, aiohttp_client):
+async def test_imported_prompts_render_as_the_source_tool_does(fmt, tmp_path, gateway_client):
     out = tmp_path / "prompts"
     result = promptd_import(fmt, str(FIXTURES / fmt), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.strip().endswith("0 problem(s)")
 
-    client = await aiohttp_client(create_app(load_settings(serving(tmp_path, out), environ={})))
+    client = await gateway_client(create_app(load_settings(serving(tmp_path, out), environ={})))
     cases = json.loads((FIXTURES / "expected" / f"{fmt}.json").read_text())["cases"]
     for case in cases:
         body = {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from promptd.state import APP_STATE
-
 
 def samples(text: str) -> dict[tuple, float]:
     out = {}
@@ -125,7 +123,7 @@ async def test_access_log_fields_and_no_secrets(make_gateway, upstream):
     assert (await client.post("/v1/chat/completions", json=body, headers=headers)).status == 200
     await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer pk-wrong-planted"})
     await client.get("/healthz")
-    client.server.app[APP_STATE].access_log.flush()
+    client.server.app.state.access_log.flush()
     text = client.access_log.data.decode()
     for secret in ("sk-planted", "pk-planted", "PLANTED-NAME", "PLANTED-CONTENT"):
         assert secret not in text

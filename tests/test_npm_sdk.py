@@ -9,11 +9,11 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-async def test_the_npm_sdk_parses_responses_and_chat(npm_sdk, aiohttp_client):
+async def test_the_npm_sdk_parses_responses_and_chat(npm_sdk, gateway_client):
     from promptd.app import create_app
     from promptd.settings import load_settings
 
-    client = await aiohttp_client(create_app(load_settings(HERE.parent / "config", environ={})))
+    client = await gateway_client(create_app(load_settings(HERE.parent / "config", environ={})))
     process = await asyncio.create_subprocess_exec(
         "node",
         "check.mjs",

@@ -10,8 +10,6 @@ from pathlib import Path
 import orjson
 from conftest import LogSink
 
-from promptd.state import APP_STATE
-
 PROMPT = """
 [[versions]]
 version = 1
@@ -197,7 +195,7 @@ async def test_two_hundred_rapid_edits_end_consistent(make_gateway):
     await wait_until(final, timeout=5)
     state = await readyz(client)
     assert state["last_reload_error"] is None
-    app_holder = client.server.app[APP_STATE].prompts
+    app_holder = client.server.app.state.prompts
     assert app_holder.current.prompts["p0"].versions[1].messages[0].render({})["content"] == "edit 195"
 
 
@@ -205,7 +203,7 @@ async def test_large_sets_rebuild_in_a_builder_process(make_gateway, monkeypatch
     monkeypatch.setattr("promptd.prompts.reload.PROCESS_BUILD_MIN_FILES", 2)
     files = {f"p{i}.toml": prompt(f"start {i}") for i in range(3)}
     client = await make_gateway(prompts=files, watch=True)
-    holder = client.server.app[APP_STATE].reloader
+    holder = client.server.app.state.reloader
     assert holder._builder is not None  # started with the app, before any edit
     prompts = client.config_dir / "prompts"
     await asyncio.sleep(0.5)
@@ -223,7 +221,7 @@ async def test_large_sets_rebuild_in_a_builder_process(make_gateway, monkeypatch
     await wait_until(lambda: _equals(client, "fixed", "p2"), timeout=5)
 
 
-async def _gateway_on_path(aiohttp_client, root: Path, prompts_path: str):
+async def _gateway_on_path(gateway_client, root: Path, prompts_path: str):
     """promptd whose prompts.paths is `prompts_path` under `root` (created by the caller)."""
     from promptd.app import create_app
     from promptd.ops.logs import AccessLog
@@ -234,18 +232,18 @@ async def _gateway_on_path(aiohttp_client, root: Path, prompts_path: str):
         '[[upstreams]]\nname = "mock"\nbase_url = "http://127.0.0.1:9/v1"\nmodels = ["gpt-*"]\n'
     )
     app = create_app(load_settings(root, environ={}), access_log=AccessLog(stream=LogSink()))
-    client = await aiohttp_client(app)
+    client = await gateway_client(app)
     await asyncio.sleep(0.3)  # let the watcher start
     return client
 
 
-async def test_a_re_pointed_symlinked_path_is_served(aiohttp_client, tmp_path):
+async def test_a_re_pointed_symlinked_path_is_served(gateway_client, tmp_path):
     """git-sync: prompts.paths = ["current"], and `current -> rev1` becomes `current -> rev2`."""
     for rev, text in (("rev1", "one"), ("rev2", "two")):
         (tmp_path / rev).mkdir()
         (tmp_path / rev / "p.toml").write_text(prompt(text))
     (tmp_path / "current").symlink_to("rev1")
-    client = await _gateway_on_path(aiohttp_client, tmp_path, "current")
+    client = await _gateway_on_path(gateway_client, tmp_path, "current")
     assert await served(client) == "one"
     (tmp_path / "next").symlink_to("rev2")
     os.replace(tmp_path / "next", tmp_path / "current")  # the atomic swap git-sync does
@@ -255,10 +253,10 @@ async def test_a_re_pointed_symlinked_path_is_served(aiohttp_client, tmp_path):
     await wait_until(lambda: _equals(client, "three"))
 
 
-async def test_a_deleted_then_recreated_directory_is_watched_again(aiohttp_client, tmp_path):
+async def test_a_deleted_then_recreated_directory_is_watched_again(gateway_client, tmp_path):
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "p.toml").write_text(prompt("one"))
-    client = await _gateway_on_path(aiohttp_client, tmp_path, "prompts")
+    client = await _gateway_on_path(gateway_client, tmp_path, "prompts")
     (tmp_path / "prompts" / "p.toml").unlink()
     (tmp_path / "prompts").rmdir()
     await wait_until(lambda: _reload_error(client, "gone or is not a directory"))
@@ -302,7 +300,7 @@ async def test_a_deeply_nested_file_is_a_load_error(make_gateway):
 
 async def test_a_retired_set_stays_whole_for_whoever_holds_it(make_gateway):
     client, path = await watched(make_gateway, "one")
-    old = client.server.app[APP_STATE].prompts.current
+    old = client.server.app.state.prompts.current
     path.write_text(prompt("two"))
     await wait_until(lambda: _equals(client, "two"))
     await asyncio.sleep(0.2)  # the retired prompts were released in a thread

@@ -1,5 +1,5 @@
-"""Reading a request body: the size limit, compressed bodies, and decoding and
-encoding it as one JSON object.
+"""Reading a request body (the size limit, the client timeout), and decoding
+it as one JSON object.
 
 Bodies are decoded with msgspec (`jsonio.py`): integers beyond 64 bits stay
 exact. Bodies without prompt fields are forwarded as received, never re-encoded.
@@ -12,55 +12,30 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
 from promptd.compiler.fields import PROMPT_FIELDS
-from promptd.errors import BadRequest, BodyTooLarge, PromptdError
+from promptd.errors import BadRequest, PromptdError
+from promptd.http.messages import Request, body_too_large
 from promptd.jsonio import decode_json
 
 
-async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The whole body, decoded from its Content-Encoding; it must arrive within `timeout`."""
     length = request.content_length
     if length is not None and length > limit:
-        raise _too_large(limit)
+        raise body_too_large(limit)
+    if request.complete:  # the whole body is here already: no deadline needed
+        return await request.read(limit)
     try:
-        if request.content.is_eof():  # the whole body is here already: no deadline needed
-            return await request.read()
         async with asyncio.timeout(timeout):
-            return await request.read()
+            return await request.read(limit)
     except TimeoutError:
-        stop_lingering = getattr(request.protocol, "stop_lingering", None)
-        if stop_lingering is not None:
-            stop_lingering()
+        request.connection.stop_lingering()
         raise PromptdError(
             f"the request body did not arrive within client_timeout_s ({timeout:g} s)",
             code="request_timeout",
             headers={"Connection": "close"},
         ) from None
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(limit) from None
-    except (HttpProcessingError, RequestPayloadError):
-        _stop_lingering(request)
-        encoding = request.headers.get("Content-Encoding", "")[:32]
-        raise BadRequest(
-            f"request body does not decode as Content-Encoding: {encoding}",
-            code="invalid_json",
-            headers={"Connection": "close"},
-        ) from None
-
-
-def _stop_lingering(request: web.Request) -> None:
-    """The rest of this body will not be read: close after the answer (see `http/listener.py`)."""
-    stop_lingering = getattr(request.protocol, "stop_lingering", None)
-    if stop_lingering is not None:
-        stop_lingering()
-
-
-def _too_large(limit: int) -> BodyTooLarge:
-    return BodyTooLarge(f"request body is larger than max_body_bytes ({limit} bytes)", code="body_too_large")
 
 
 def _decoded(decode: Callable[[bytes], Any], raw: bytes) -> Any:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from promptd.compiler.fields import PromptRef
 from promptd.compiler.preview import preview
 from promptd.compiler.resolve import find_prompt, resolve
 from promptd.http.body import decode_object, read_body
 from promptd.http.envelope import Exchange
+from promptd.http.messages import Request, Response, StreamResponse
 from promptd.jsonio import encode_json
 from promptd.ops.logs import timestamp
 from promptd.ops.metrics import CONTENT_TYPE_LATEST
@@ -20,11 +19,11 @@ from promptd.state import AppState
 _JSON = "application/json"
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=encode_json(data), status=status, content_type=_JSON)
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(body=encode_json(data), status=status, content_type=_JSON)
 
 
-async def list_prompts(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def list_prompts(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     prompts = state.prompts.current
     default_environment = state.settings.default_environment
     return json_response(
@@ -37,7 +36,7 @@ async def list_prompts(request: web.Request, state: AppState, exchange: Exchange
     )
 
 
-async def get_prompt(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def get_prompt(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     exchange.prompt_id = request.match_info["prompt_id"]
     prompts = state.prompts.current
     prompt = find_prompt(prompts, exchange.prompt_id)
@@ -46,7 +45,7 @@ async def get_prompt(request: web.Request, state: AppState, exchange: Exchange) 
     return json_response(out)
 
 
-async def get_version(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def get_version(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     exchange.prompt_id = request.match_info["prompt_id"]
     prompt = find_prompt(state.prompts.current, exchange.prompt_id)
     exchange.prompt_id = prompt.id
@@ -63,7 +62,7 @@ async def get_version(request: web.Request, state: AppState, exchange: Exchange)
     return json_response(out)
 
 
-async def render_prompt(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def render_prompt(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     """Body `{version?, environment?, variables?, messages?, model?, ...}`: answers the
     exact body a chat completion would send upstream, and the upstream's name."""
     exchange.prompt_id = request.match_info["prompt_id"]
@@ -76,11 +75,11 @@ async def render_prompt(request: web.Request, state: AppState, exchange: Exchang
     return json_response(answer)
 
 
-async def healthz(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def healthz(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     return json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def readyz(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     served = state.prompts
     prompts = served.current
     return json_response(
@@ -97,7 +96,5 @@ async def readyz(request: web.Request, state: AppState, exchange: Exchange) -> w
     )
 
 
-async def metrics(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
-    response = web.Response(body=state.metrics.render())
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
+async def metrics(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
+    return Response(body=state.metrics.render(), content_type=CONTENT_TYPE_LATEST)

@@ -10,31 +10,30 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aiohttp import web
-
 from promptd.compiler import compile_request
 from promptd.compiler.chat import splice_messages
 from promptd.compiler.fields import clip, take_prompt_ref
 from promptd.errors import BadRequest
 from promptd.http.body import SPLIT_FROM_BYTES, decode_object, is_raw_null, prompt_fields_of, read_body, top_level
 from promptd.http.envelope import Exchange
+from promptd.http.messages import Request, Response, StreamResponse
 from promptd.jsonio import encode_around, encode_json
 from promptd.state import AppState
 from promptd.upstreams.base import Call
 
 
-async def chat_completions(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def chat_completions(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     return await compile_and_forward(request, state, exchange, "chat", "/chat/completions")
 
 
-async def responses(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def responses(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     """`POST /v1/responses`: the same prompt fields, assembled into a Responses body."""
     return await compile_and_forward(request, state, exchange, "responses", "/responses")
 
 
 async def compile_and_forward(
-    request: web.Request, state: AppState, exchange: Exchange, api: str, path: str
-) -> web.StreamResponse:
+    request: Request, state: AppState, exchange: Exchange, api: str, path: str
+) -> Response | StreamResponse:
     """A request with prompt fields is compiled for `api` and sent to `path` below
     the upstream's base URL; one without is forwarded as the bytes it came with."""
     raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
@@ -98,7 +97,7 @@ async def compile_and_forward(
     return await upstream.forward(Call(request, state, exchange, path, outgoing, body, headers))
 
 
-async def passthrough(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def passthrough(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     """Any other `/v1/...` request, proxied as it is to the upstream of the body's
     model. A body with prompt fields is refused: they would reach the upstream raw."""
     path = upstream_path(request)
@@ -128,7 +127,7 @@ async def passthrough(request: web.Request, state: AppState, exchange: Exchange)
 _DOT_SEGMENTS = frozenset({".", "..", "%2e", "%2e%2e", ".%2e", "%2e."})
 
 
-def upstream_path(request: web.Request) -> str:
+def upstream_path(request: Request) -> str:
     """The request's target below `/v1`, as it will be appended to an upstream's
     base URL ("/v1/embeddings?x=1" -> "/embeddings?x=1"). Dot segments, empty
     segments and absolute-form targets are refused, never forwarded."""

@@ -9,11 +9,10 @@ import functools
 import hashlib
 from pathlib import Path
 
-from aiohttp import web
-
 from promptd.compiler.fields import clip
 from promptd.errors import NotFound
 from promptd.http.envelope import Exchange
+from promptd.http.messages import Request, Response, StreamResponse
 from promptd.state import AppState
 
 STATIC = Path(__file__).with_name("static")
@@ -58,18 +57,18 @@ def _files() -> tuple[Asset, dict[str, Asset]]:
     return Asset(page.encode(), "text/html; charset=utf-8", "no-cache"), files
 
 
-def _serve(request: web.Request, asset: Asset) -> web.Response:
+def _serve(request: Request, asset: Asset) -> Response:
     headers = {**_SECURITY_HEADERS, "ETag": asset.etag, "Cache-Control": asset.cache_control}
     if asset.etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})
+        return Response(status=304, headers=headers)
+    return Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})
 
 
-async def page(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def page(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     return _serve(request, _files()[0])
 
 
-async def asset(request: web.Request, state: AppState, exchange: Exchange) -> web.StreamResponse:
+async def asset(request: Request, state: AppState, exchange: Exchange) -> Response | StreamResponse:
     found = _files()[1].get(request.match_info["asset"])
     if found is None:
         raise NotFound(f"GET {clip(request.path)}: no such console file", code="not_found")

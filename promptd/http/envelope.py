@@ -12,12 +12,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiohttp import web
-
 from promptd.compiler.fields import clip
 from promptd.errors import InternalError, MethodNotAllowed, NotFound, PromptdError, Unauthorized
+from promptd.http.messages import Request, Response, StreamResponse
 from promptd.ops.metrics import NONE, UNKNOWN
-from promptd.state import APP_STATE, AppState
+from promptd.state import AppState
 
 log = logging.getLogger("promptd")
 
@@ -51,7 +50,7 @@ class Exchange:
         "count_tokens",
     )
 
-    def __init__(self, endpoint: str, request: web.Request) -> None:
+    def __init__(self, endpoint: str, request: Request) -> None:
         self.endpoint = endpoint
         self.started = time.perf_counter()
         given = request.headers.get("X-Request-Id")
@@ -65,7 +64,7 @@ class Exchange:
         self.upstream_wait = 0.0  # seconds spent waiting on the upstream (streams: until the first chunk)
         self.first_byte: float | None = None  # streams: seconds from start to the first byte relayed
         self.bytes_out = 0
-        self.stream: web.StreamResponse | None = None  # set once a streamed answer started
+        self.stream: StreamResponse | None = None  # set once a streamed answer started
         self.sse = False  # the stream is server-sent events
         self.at_event_boundary = True  # what was relayed so far ends with a whole SSE event
         self.transport = request.transport
@@ -87,20 +86,21 @@ def safe_id(text: str) -> str:
     return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
 
 
-Handler = Callable[[web.Request, AppState, Exchange], Awaitable[web.StreamResponse]]
+Handler = Callable[[Request, AppState, Exchange], Awaitable[Response | StreamResponse]]
 
 
-def error_response(error: PromptdError, request_id: str) -> web.Response:
+def error_response(error: PromptdError, request_id: str) -> Response:
     headers = {"x-request-id": request_id}
     if error.headers:
         headers.update(error.headers)
-    response = web.Response(body=error.render(), status=error.status, content_type=_JSON, headers=headers)
-    if headers.get("Connection") == "close":
+    close = headers.pop("Connection", None) == "close"
+    response = Response(body=error.render(), status=error.status, content_type=_JSON, headers=headers)
+    if close:
         response.force_close()
     return response
 
 
-def _no_handler(request: web.Request, allowed: str) -> PromptdError:
+def _no_handler(request: Request, allowed: str) -> PromptdError:
     what = f"{request.method} {clip(request.path)}"
     if not allowed:
         return NotFound(f"{what}: no such endpoint", code="not_found")
@@ -109,7 +109,7 @@ def _no_handler(request: web.Request, allowed: str) -> PromptdError:
     )
 
 
-def check_auth(request: web.Request, keys: tuple[bytes, ...]) -> None:
+def check_auth(request: Request, keys: tuple[bytes, ...]) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     given = token.strip().encode()
@@ -130,14 +130,13 @@ def prompt_label(state: AppState, prompt_id: str | None) -> str:
 
 
 def endpoint(
-    name: str, methods: Mapping[str, Handler], *, auth: bool = True
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    state: AppState, name: str, methods: Mapping[str, Handler], *, auth: bool = True
+) -> Callable[[Request], Awaitable[Response | StreamResponse]]:
     """One route's handler: `methods` maps an HTTP method (or "*") to a handler;
     none at all makes the route a 404, a method not listed a 405."""
     allowed = ", ".join(sorted({*methods, "HEAD"} if "GET" in methods else methods))
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state = request.app[APP_STATE]
+    async def handle(request: Request) -> Response | StreamResponse:
         exchange = Exchange(name, request)
         metrics = state.metrics
         metrics.requests.started()
@@ -190,7 +189,11 @@ def endpoint(
 
 
 def _finish(
-    state: AppState, exchange: Exchange, request: web.Request, status: int, response: web.StreamResponse | None = None
+    state: AppState,
+    exchange: Exchange,
+    request: Request,
+    status: int,
+    response: Response | StreamResponse | None = None,
 ) -> None:
     duration = time.perf_counter() - exchange.started
     prompt_id = exchange.prompt_id
@@ -205,8 +208,8 @@ def _finish(
     if not access_log.enabled:
         return
     bytes_out = exchange.bytes_out
-    if not bytes_out and response is not None and response.__class__ is web.Response:
-        bytes_out = response.content_length or 0
+    if not bytes_out and response is not None and response.__class__ is Response:
+        bytes_out = len(response.body)  # type: ignore[union-attr]
     access_log.record(
         (
             time.time(),

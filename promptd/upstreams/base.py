@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from promptd.http.messages import Request, Response, StreamResponse
 
 if TYPE_CHECKING:
     from promptd.http.envelope import Exchange
@@ -26,7 +26,7 @@ class Call:
 
     def __init__(
         self,
-        request: web.Request,
+        request: Request,
         state: AppState,
         exchange: Exchange,
         path: str,
@@ -55,7 +55,7 @@ class Upstream:
         self.patterns = patterns
         self.default = default
 
-    async def forward(self, call: Call) -> web.StreamResponse:
+    async def forward(self, call: Call) -> Response | StreamResponse:
         raise NotImplementedError
 
     def __repr__(self) -> str:  # never show a key

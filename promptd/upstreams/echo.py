@@ -9,9 +9,8 @@ import os
 import time
 from typing import Any
 
-from aiohttp import web
-
 from promptd.errors import NotFound
+from promptd.http.messages import Response, StreamResponse
 from promptd.jsonio import decode_json, encode_json
 from promptd.ops.usage import usage_counts
 from promptd.upstreams.base import Call, Upstream
@@ -82,7 +81,7 @@ class EchoUpstream(Upstream):
 
     kind = "echo"
 
-    async def forward(self, call: Call) -> web.StreamResponse:
+    async def forward(self, call: Call) -> Response | StreamResponse:
         path = call.path.partition("?")[0]
         if path == "/chat/completions":
             return await _answer_chat(call, call.body if call.body is not None else decode_json(call.raw))
@@ -98,12 +97,12 @@ _SSE = "text/event-stream"
 _JSON = "application/json"
 
 
-async def _answer_chat(call: Call, body: dict[str, Any]) -> web.StreamResponse:
+async def _answer_chat(call: Call, body: dict[str, Any]) -> Response | StreamResponse:
     if body.get("stream") is True:
         return await _stream(call, echo_stream(body))
     answer = echo_completion(body)
     _count(call, answer)
-    return web.Response(body=answer, content_type=_JSON, headers=call.headers)
+    return Response(body=answer, content_type=_JSON, headers=call.headers)
 
 
 def _count(call: Call, answer: bytes) -> None:
@@ -114,11 +113,11 @@ def _count(call: Call, answer: bytes) -> None:
             metrics.count_tokens(prompt_id, version, counts)
 
 
-async def _stream(call: Call, events: list[bytes]) -> web.StreamResponse:
+async def _stream(call: Call, events: list[bytes]) -> Response | StreamResponse:
     request, headers, exchange = call.request, call.headers, call.exchange
     headers["Content-Type"] = _SSE
     headers["Cache-Control"] = "no-cache"
-    out = web.StreamResponse(headers=headers)
+    out = StreamResponse(headers=headers)
     exchange.sse = True
     await out.prepare(request)
     exchange.stream = out
@@ -208,9 +207,9 @@ def echo_response_events(body: dict[str, Any]) -> list[bytes]:
     return out
 
 
-async def _answer_responses(call: Call, body: dict[str, Any]) -> web.StreamResponse:
+async def _answer_responses(call: Call, body: dict[str, Any]) -> Response | StreamResponse:
     if body.get("stream") is True:
         return await _stream(call, echo_response_events(body))
     answer = encode_json(echo_response(body))
     _count(call, answer)
-    return web.Response(body=answer, content_type=_JSON, headers=call.headers)
+    return Response(body=answer, content_type=_JSON, headers=call.headers)

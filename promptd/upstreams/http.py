@@ -7,9 +7,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from promptd.errors import PromptdError, UpstreamTimeout, UpstreamUnreachable
+from promptd.http.messages import DECODERS, Request, Response, StreamResponse
 from promptd.ops.usage import usage_counts
 from promptd.settings import UpstreamSettings
 from promptd.upstreams.base import Call, Upstream
@@ -63,18 +62,18 @@ class HttpUpstream(Upstream):
         self.connect_timeout = settings.connect_timeout_s
         self.read_timeout = settings.read_timeout_s
 
-    async def forward(self, call: Call) -> web.StreamResponse:
+    async def forward(self, call: Call) -> Response | StreamResponse:
         return await relay(self, call)
 
 
 # With auth on, the client's credentials are promptd's: none of them goes upstream.
 _CREDENTIALS = frozenset({"x-api-key", "api-key", "cookie"})
-# What aiohttp's server decodes itself: such a body is forwarded decoded, without the header.
-_DECODED = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
+# What the server decodes itself (`http/messages.py`): such a body is forwarded decoded, without the header.
+_DECODED = frozenset(DECODERS)
 
 
 def upstream_headers(
-    request: web.Request, upstream: HttpUpstream, request_id: str, auth_consumed: bool
+    request: Request, upstream: HttpUpstream, request_id: str, auth_consumed: bool
 ) -> list[tuple[str, str]]:
     """The client's headers less hop-by-hop ones (and any its `Connection` header
     names), its credentials and a Content-Encoding the server already decoded;
@@ -110,7 +109,7 @@ def _upstream_error(state: AppState, upstream: HttpUpstream, failure: UpstreamFa
     return UpstreamUnreachable(f'upstream "{upstream.name}": {failure.detail}', code="upstream_unreachable")
 
 
-async def relay(upstream: HttpUpstream, call: Call) -> web.StreamResponse:
+async def relay(upstream: HttpUpstream, call: Call) -> Response | StreamResponse:
     request, state, exchange, headers = call.request, call.state, call.exchange, call.headers
     client = state.client
     assert client is not None
@@ -155,8 +154,8 @@ async def relay(upstream: HttpUpstream, call: Call) -> web.StreamResponse:
             finished = True
             if exchange.count_tokens is not None and response.status < 400:
                 count_usage(exchange, data)
-            return web.Response(body=data, status=response.status, reason=response.reason or None, headers=out_headers)
-        out = web.StreamResponse(status=response.status, reason=response.reason or None, headers=out_headers)
+            return Response(body=data, status=response.status, reason=response.reason or None, headers=out_headers)
+        out = StreamResponse(status=response.status, reason=response.reason or None, headers=out_headers)
         if length is not None:
             out.content_length = length
         exchange.sse = is_sse
@@ -172,9 +171,9 @@ async def relay(upstream: HttpUpstream, call: Call) -> web.StreamResponse:
 
 
 async def _relay_stream(
-    request: web.Request,
+    request: Request,
     response: UpstreamResponse,
-    out: web.StreamResponse,
+    out: StreamResponse,
     state: AppState,
     exchange: Exchange,
     upstream: HttpUpstream,
