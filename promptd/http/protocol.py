@@ -213,8 +213,10 @@ class HttpConnection(asyncio.Protocol):
             # A protocol switch (Upgrade, CONNECT) is not offered: the request is
             # answered as a plain one, then the connection closes.
             self.stopped = True
+            request = self.incoming or (self.queued[-1] if self.queued else self.current)
+            if request is not None:
+                request.keep_alive = False
             if self.incoming is not None:
-                self.incoming.keep_alive = False
                 self.on_message_complete()
         except httptools.HttpParserCallbackError as exc:
             reason = exc.__context__ if isinstance(exc.__context__, _Refused) else None
@@ -311,7 +313,8 @@ class HttpConnection(asyncio.Protocol):
         self._answered(request, response)
 
     def _write_response(self, request: Request, response: Response) -> None:
-        keep_alive = request.keep_alive and response.keep_alive and not self.connections.closing
+        # An unread body (an early 401 or 413) is dropped, then the connection closes.
+        keep_alive = request.keep_alive and response.keep_alive and request.complete and not self.connections.closing
         response.keep_alive = keep_alive
         status = response.status
         body = response.body
@@ -336,7 +339,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client has gone")
-        keep_alive = request.keep_alive and response.keep_alive and not self.connections.closing
+        keep_alive = request.keep_alive and response.keep_alive and request.complete and not self.connections.closing
         status = response.status
         if status in _NO_BODY or status < 200:
             mode, framing = NO_BODY, ""
