@@ -99,7 +99,7 @@ class _Connection(asyncio.Protocol):
         self.interim = False  # inside a 1xx answer: not the final one
         self.header_bytes = 0
         self.last_data = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.waiting = False  # in the read-timeout watch
         self.read_timeout = 0.0
 
     # -- asyncio.Protocol
@@ -117,7 +117,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._stop_timer()
+        self._unwatch()
         if self.head is None or self.complete:  # idle, or its last answer was whole
             return
         if self.started and self._ends_at_close():
@@ -176,7 +176,7 @@ class _Connection(asyncio.Protocol):
         self.complete = True
         # Asked now: once the message is done, llhttp no longer knows.
         self.keep_alive = not self.closed and self.parser.should_keep_alive()
-        self._stop_timer()
+        self._unwatch()
         self._wake()
 
     # -- the request
@@ -188,7 +188,8 @@ class _Connection(asyncio.Protocol):
         self.head = self.loop.create_future()
         self.read_timeout = read_timeout
         self.last_data = self.loop.time()
-        self.timer = self.loop.call_at(self.last_data + read_timeout, self._check_timeout)
+        self.pool.watch.add(self)
+        self.waiting = True
         assert self.transport is not None
         if len(request) == 1:
             self.transport.write(request[0])
@@ -228,31 +229,29 @@ class _Connection(asyncio.Protocol):
     def _fail(self, failure: UpstreamFailure) -> None:
         if self.failure is None:
             self.failure = failure
-        self._stop_timer()
+        self._unwatch()
         if self.head is not None and not self.head.done():
             self.head.set_exception(failure)
             self.head.exception()  # retrieved: the caller may be gone already
         self._wake()
         self.close()
 
-    def _check_timeout(self) -> None:
-        self.timer = None
+    def check_timeout(self, now: float) -> None:
+        """The watch's check: fail if the upstream has been silent for the read timeout."""
         if self.complete or self.closed:
+            self._unwatch()
             return
         if self.paused:  # promptd stopped reading (a slow client): the upstream is not silent
-            self.last_data = self.loop.time()
-        quiet = self.loop.time() - self.last_data
-        if quiet >= self.read_timeout:
+            self.last_data = now
+        elif now - self.last_data >= self.read_timeout:
             self._fail(
                 UpstreamFailure("timeout", self.started, f"no data from the upstream for {self.read_timeout:g} s")
             )
-        else:
-            self.timer = self.loop.call_at(self.last_data + self.read_timeout, self._check_timeout)
 
-    def _stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+    def _unwatch(self) -> None:
+        if self.waiting:
+            self.waiting = False
+            self.pool.watch.discard(self)
 
     def _ends_at_close(self) -> bool:
         if self.failure is not None:
@@ -263,23 +262,63 @@ class _Connection(asyncio.Protocol):
     def release(self) -> None:
         """Back to the pool only when its answer was read to the end."""
         if self.complete and self.keep_alive and not self.closed and not self.head_only and not self.body:
-            self._stop_timer()
+            self._unwatch()
             self.pool.put(self)
         else:
             self.close()
 
     def close(self) -> None:
-        self._stop_timer()
+        self._unwatch()
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.close()
 
 
+class _ReadTimeouts:
+    """The connections waiting on their upstream, checked a few times per read
+    timeout by one task: a request costs a set insertion, not a timer."""
+
+    def __init__(self) -> None:
+        self.busy: set[_Connection] = set()
+        self.discard = self.busy.discard
+        self.shortest = float("inf")  # the shortest read timeout seen: it sets the pace
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, conn: _Connection) -> None:
+        self.busy.add(conn)
+        if conn.read_timeout < self.shortest:
+            self.shortest = conn.read_timeout
+            self.close()  # restarted at the new pace
+        if self.task is None:
+            self.task = conn.loop.create_task(self._sweep(max(0.05, min(1.0, self.shortest / 4))))
+
+    async def _sweep(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in list(self.busy):
+                conn.check_timeout(now)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+
 class _Pool:
     """Idle keep-alive connections to one host, most recently used first."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        watch: _ReadTimeouts,
+    ) -> None:
         self.loop = loop
+        self.watch = watch
         self.host = host
         self.port = port
         self.tls = tls
@@ -376,6 +415,7 @@ class UpstreamClient:
     def __init__(self) -> None:
         self._pools: dict[tuple[str, str, int], _Pool] = {}
         self._tls: ssl.SSLContext | None = None
+        self._watch = _ReadTimeouts()
 
     def _pool(self, target: Target) -> _Pool:
         key = (target.scheme, target.host, target.port)
@@ -384,7 +424,7 @@ class UpstreamClient:
             tls = None
             if target.scheme == "https":
                 tls = self._tls = self._tls or ssl.create_default_context()
-            pool = self._pools[key] = _Pool(asyncio.get_running_loop(), target.host, target.port, tls)
+            pool = self._pools[key] = _Pool(asyncio.get_running_loop(), target.host, target.port, tls, self._watch)
         return pool
 
     async def request(
@@ -432,6 +472,7 @@ class UpstreamClient:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        self._watch.close()
 
 
 __all__ = ["Target", "UpstreamClient", "UpstreamFailure", "UpstreamResponse"]
