@@ -158,6 +158,6 @@ def test_worker_snapshots_sum_counts_and_only_live_in_flight(tmp_path, monkeypat
     mine.started()
     merged = Snapshots(tmp_path, mine).merged()
     assert merged.requests == {("chat_completions", "p", "1", "200"): 2, ("chat_completions", "p", "2", "400"): 1}
-    assert merged.tokens == {("p", "1", "prompt"): 5, ("p", "1", "completion"): 7}
+    assert merged.tokens == {("p", "1"): [5, 7, 0]}  # prompt, completion, cached
     assert sum(merged.duration[("chat_completions", "p")].counts) == 3
     assert merged.inflight == 1  # only the live worker's

@@ -132,7 +132,7 @@ class LoopMetrics(Collector):
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, str, str, str], int] = {}
-        self.tokens: dict[tuple[str, str, str], int] = {}
+        self.tokens: dict[tuple[str, str], list[int]] = {}  # (prompt, version) -> a count per TOKEN_KINDS
         self.duration: dict[tuple[str, str], _Buckets] = {}
         self.overhead: dict[str, _Buckets] = {}
         self.ttfb: dict[str, _Buckets] = {}
@@ -153,7 +153,7 @@ class LoopMetrics(Collector):
 
         return {
             "requests": [[list(k), v] for k, v in self.requests.items()],
-            "tokens": [[list(k), v] for k, v in self.tokens.items()],
+            "tokens": [[list(k), v] for k, v in self.tokens.items()],  # v: a count per TOKEN_KINDS
             "duration": histograms(self.duration),
             "overhead": histograms(self.overhead),
             "ttfb": histograms(self.ttfb),
@@ -165,8 +165,10 @@ class LoopMetrics(Collector):
         """Add a worker's snapshot; a dead worker's in-flight count is not added."""
         for key, value in snapshot["requests"]:
             self.requests[tuple(key)] = self.requests.get(tuple(key), 0) + value
-        for key, value in snapshot["tokens"]:
-            self.tokens[tuple(key)] = self.tokens.get(tuple(key), 0) + value
+        for key, counts in snapshot["tokens"]:
+            totals = self.tokens.setdefault(tuple(key), [0] * len(TOKEN_KINDS))
+            for index, count in enumerate(counts):
+                totals[index] += count
         for name, bounds in (
             ("duration", DURATION_BUCKETS),
             ("overhead", OVERHEAD_BUCKETS),
@@ -198,10 +200,12 @@ class LoopMetrics(Collector):
         buckets.observe(overhead)
 
     def count_tokens(self, prompt_id: str, version: str, counts: tuple[int, int, int]) -> None:
-        for kind, count in zip(TOKEN_KINDS, counts, strict=True):
-            if count:
-                key = (prompt_id, version, kind)
-                self.tokens[key] = self.tokens.get(key, 0) + count
+        totals = self.tokens.get((prompt_id, version))
+        if totals is None:
+            totals = self.tokens[(prompt_id, version)] = [0, 0, 0]
+        totals[0] += counts[0]
+        totals[1] += counts[1]
+        totals[2] += counts[2]
 
     def upstream_ttfb(self, upstream: str, seconds: float) -> None:
         buckets = self.ttfb.get(upstream)
@@ -220,8 +224,10 @@ class LoopMetrics(Collector):
             requests.add_metric(labels, count)
         yield requests
         tokens = CounterMetricFamily("promptd_tokens", HELP["tokens"], labels=["prompt_id", "prompt_version", "kind"])
-        for labels, count in list(self.tokens.items()):
-            tokens.add_metric(labels, count)
+        for (prompt_id, version), totals in list(self.tokens.items()):
+            for kind, count in zip(TOKEN_KINDS, totals, strict=True):
+                if count:  # a kind the upstream never reported has no series
+                    tokens.add_metric([prompt_id, version, kind], count)
         yield tokens
         yield self._histogram("promptd_request_duration_seconds", "duration", ["endpoint", "prompt_id"], self.duration)
         yield self._histogram(
