@@ -141,6 +141,7 @@ class HttpConnection(asyncio.Protocol):
         "incoming",
         "current",
         "task",
+        "next_request",
         "queued",
         "between",
         "head_since",
@@ -164,7 +165,8 @@ class HttpConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.incoming: Request | None = None  # the request whose body is being parsed
         self.current: Request | None = None  # the request being answered
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # answers this connection's requests
+        self.next_request: asyncio.Future[Request] | None = None  # what the idle task waits on
         self.queued: deque[Request] = deque()  # pipelined requests waiting their turn
         self.between = True  # between requests: the next byte starts one
         self.head_since = 0.0  # when the head being awaited started (0: none awaited)
@@ -258,6 +260,8 @@ class HttpConnection(asyncio.Protocol):
             parser.should_keep_alive(),
         )
         self.head_since = 0.0
+        if self.linger_since:
+            return  # closing once the unread body is drained: nothing more is answered
         self.incoming = request
         if self.current is None:
             self._start(request)
@@ -276,23 +280,47 @@ class HttpConnection(asyncio.Protocol):
         request = self.incoming
         self.incoming = None
         self.between = True
-        if request is None:
-            return
-        request.finish()
-        if self.linger_since and request is not self.current:
+        if self.linger_since:
             self.close()  # the unread body of an answered request is drained: done
+        elif request is not None:
+            request.finish()
 
     # -- answering
     def _start(self, request: Request) -> None:
         self.current = request
         self.idle_since = 0.0
-        self.task = self.loop.create_task(self._answer(request))
+        waiter = self.next_request
+        if waiter is not None:  # the connection's task waits for this request
+            self.next_request = None
+            waiter.set_result(request)
+        else:
+            self.task = self.loop.create_task(self._serve(request))
 
-    async def _answer(self, request: Request) -> None:
+    async def _serve(self, request: Request) -> None:
+        """The connection's task: answers its requests one after another (one task
+        per connection, not per request), and waits while the connection is idle."""
+        try:
+            while True:
+                if not await self._answer(request):
+                    return
+                following = self._answered(request)
+                if following is None:
+                    if self.transport is None or self.stopped:
+                        return
+                    waiter = self.next_request = self.loop.create_future()
+                    following = await waiter
+                request = following
+        except asyncio.CancelledError:
+            return  # the client has gone
+        finally:
+            self.task = None
+
+    async def _answer(self, request: Request) -> bool:
+        """Answer one request; False if the connection is done."""
         try:
             response = await self.connections.handle(request)
         except asyncio.CancelledError:
-            return  # the client has gone
+            raise
         except Exception:  # the app renders every error of its own; this is a bug
             log.exception("unexpected error answering a request")
             response = Response(
@@ -302,15 +330,16 @@ class HttpConnection(asyncio.Protocol):
             )
             response.force_close()
         if self.transport is None:
-            return
+            return False
         if not response.prepared:
             try:
                 self._write_response(request, response)  # type: ignore[arg-type]
             except ValueError:
                 log.exception("an answer could not be written")
                 self.close()
-                return
-        self._answered(request, response)
+                return False
+        request.keep_alive = request.keep_alive and response.keep_alive
+        return True
 
     def _write_response(self, request: Request, response: Response) -> None:
         # An unread body (an early 401 or 413) is dropped, then the connection closes.
@@ -375,29 +404,27 @@ class HttpConnection(asyncio.Protocol):
         waiter = self._drain_waiter = self.loop.create_future()
         await waiter
 
-    def _answered(self, request: Request, response: Response | StreamResponse) -> None:
-        self.task = None
+    def _answered(self, request: Request) -> Request | None:
+        """After an answer: the pipelined request to answer next, or None (idle or closing)."""
         self.current = None
         if self.transport is None:
-            return
+            return None
         if self.refusal is not None:
             self.transport.write(self.refusal)
             self.close()
-            return
-        if not (response.keep_alive and request.keep_alive) or self.connections.closing:
-            self._close_after(request)
-            return
-        if not request.complete:
-            self._close_after(request)  # the rest of its body is drained, then the connection closes
-            return
+            return None
+        if not request.keep_alive or not request.complete or self.connections.closing:
+            self._close_after(request)  # an unread body is drained first, then the connection closes
+            return None
         if self.queued:
             following = self.queued.popleft()
             if self.reading_paused and len(self.queued) < _MAX_QUEUED // 2:
                 self.reading_paused = False
                 self.transport.resume_reading()
-            self._start(following)
-        else:
-            self.idle_since = self.loop.time()
+            self.current = following
+            return following
+        self.idle_since = self.loop.time()
+        return None
 
     def _close_after(self, request: Request) -> None:
         """Close now, or once the body the client is still sending has been dropped."""
