@@ -16,13 +16,14 @@ encode_json = msgspec.json.Encoder().encode
 _HOLE = msgspec.Raw(b"\x00")  # never in encoded JSON otherwise: a NUL in a string is written \u0000
 
 
-def encode_around(obj: dict[str, Any], key: str) -> tuple[bytes | memoryview, ...]:
-    """`obj` encoded as pieces to send in one writev, with `obj[key]` (raw JSON,
-    possibly large) not copied again."""
-    value = obj[key]
+def encode_around(
+    obj: dict[str, Any], key: str, pieces: tuple[bytes | memoryview, ...]
+) -> tuple[bytes | memoryview, ...]:
+    """`obj` encoded as pieces to send in one writev, with `pieces` (the raw JSON
+    of `obj[key]`, possibly large) in its place and not copied again."""
     obj[key] = _HOLE
     try:
         head, _, tail = encode_json(obj).partition(b"\x00")
     finally:
-        obj[key] = value
-    return head, memoryview(value), tail
+        del obj[key]
+    return head, *pieces, tail

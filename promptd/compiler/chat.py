@@ -7,6 +7,7 @@ other request field forwarded unchanged.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -52,16 +53,30 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> dic
     return out
 
 
-def splice_messages(messages: list[dict[str, Any]], raw: msgspec.Raw, at: int | None) -> msgspec.Raw:
+_JSON_SPACE = b" \t\r\n"
+_NOT_SPACE = re.compile(rb"[^ \t\r\n]")
+
+
+def splice_messages(messages: list[dict[str, Any]], raw: msgspec.Raw, at: int | None) -> tuple[bytes | memoryview, ...]:
     """The prompt's rendered `messages` with the request's, given as a raw JSON
     array, placed as `assemble` places them (after them, or at the history
-    placeholder `at`), without decoding the request's: a large conversation is
-    copied, not rebuilt."""
-    data = bytes(raw).strip()
-    if data[:1] != b"[" or data[-1:] != b"]":
+    placeholder `at`), as pieces of one JSON array to send in one writev: the
+    request's conversation, however large, is neither decoded nor copied."""
+    data = memoryview(raw)
+    start, end = 0, len(data)  # the array's brackets, past any whitespace around it
+    while start < end and data[start] in _JSON_SPACE:
+        start += 1
+    while end > start and data[end - 1] in _JSON_SPACE:
+        end -= 1
+    if end - start < 2 or data[start] != 0x5B or data[end - 1] != 0x5D:  # [ ... ]
         raise BadRequest("`messages` must be an array of messages", code="invalid_messages", param="messages")
-    inner = data[1:-1].strip()
-    before = messages if at is None else messages[:at]
-    after = [] if at is None else messages[at:]
-    parts = [encode_json(before)[1:-1], inner, encode_json(after)[1:-1]]
-    return msgspec.Raw(b"[" + b",".join(part for part in parts if part) + b"]")
+    inner = data[start + 1 : end - 1]
+    before = encode_json(messages if at is None else messages[:at])[1:-1]
+    after = b"" if at is None else encode_json(messages[at:])[1:-1]
+    if _NOT_SPACE.search(inner) is None:  # an empty conversation
+        return (b"[" + b",".join(part for part in (before, after) if part) + b"]",)
+    return (
+        b"[" + before + (b"," if before else b""),
+        inner,
+        (b"," if after else b"") + after + b"]",
+    )

@@ -70,6 +70,16 @@ def take_prompt_ref(body: dict[str, Any]) -> PromptRef | None:
     and is removed too)."""
     if PROMPT_FIELDS.isdisjoint(body):
         return None
+    # The common request: `prompt_id` (no selector) and perhaps `prompt_variables`.
+    prompt_id = body.get("prompt_id")
+    if prompt_id.__class__ is str and prompt_id and "@" not in prompt_id:
+        variables = body.get("prompt_variables")
+        if (variables is None or variables.__class__ is dict) and len(PROMPT_FIELDS.intersection(body)) == 1 + (
+            "prompt_variables" in body
+        ):
+            del body["prompt_id"]
+            body.pop("prompt_variables", None)
+            return PromptRef(prompt_id, variables=variables)
     given: dict[str, list[tuple[str, Any]]] = {"id": [], "variables": [], "version": [], "environment": []}
     prompt = body.pop("prompt", None)
     if prompt is not None:

@@ -66,8 +66,8 @@ def _is_none(value: Any) -> bool:
 
 
 def is_raw_null(value: msgspec.Raw) -> bool:
-    """A raw JSON member that is `null`."""
-    return bytes(value).strip() == b"null"
+    """A raw JSON member that is `null` (a large member is not looked at: it cannot be)."""
+    return len(value) <= 64 and bytes(value).strip() == b"null"
 
 
 def prompt_fields_of(body: Mapping[str, Any], is_null: Callable[[Any], bool] = _is_none) -> tuple[bool, bool]:

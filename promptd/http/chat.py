@@ -88,8 +88,9 @@ async def compile_and_forward(
         if conversation is None:
             outgoing = encode_json(body)
         else:
-            body["messages"] = splice_messages(body["messages"], conversation, compiled.version.history_at)
-            outgoing = encode_around(body, "messages")
+            pieces = splice_messages(body["messages"], conversation, compiled.version.history_at)
+            outgoing = encode_around(body, "messages", pieces)
+            body = None  # what is sent is only in `outgoing`
         state.metrics.requests.compiled(time.perf_counter() - started)
     exchange.model = model
     upstream = state.router.for_model(model)

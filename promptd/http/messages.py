@@ -242,6 +242,17 @@ def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
+def _pairs(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """An answer's headers as a new list of (name, value)."""
+    if headers.__class__ is dict:
+        return list(headers.items())  # type: ignore[union-attr]
+    if headers.__class__ is list:
+        return headers.copy()  # type: ignore[union-attr]
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers or ())
+
+
 class Response:
     """A whole answer: status, headers and a body of known length."""
 
@@ -260,7 +271,7 @@ class Response:
     ) -> None:
         self.status = status
         self.reason = reason
-        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        pairs = _pairs(headers)
         if content_type is not None:
             pairs.append(("Content-Type", content_type))
         self.headers = pairs
@@ -292,7 +303,7 @@ class StreamResponse:
     ) -> None:
         self.status = status
         self.reason = reason
-        self.headers = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+        self.headers = _pairs(headers)
         self.content_length: int | None = None
         self.keep_alive = True
         self.prepared = False

@@ -42,6 +42,11 @@ class Call:
         self.body = body
         self.headers = headers  # added to the client's answer (x-request-id, x-promptd-*)
 
+    def whole_raw(self) -> bytes:
+        """The body to send as one bytes object (joined when it is in pieces)."""
+        raw = self.raw
+        return raw if raw.__class__ is bytes else b"".join(raw)  # type: ignore[return-value, arg-type]
+
 
 class Upstream:
     """A named destination for the models its glob patterns match."""

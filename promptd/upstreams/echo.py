@@ -84,9 +84,9 @@ class EchoUpstream(Upstream):
     async def forward(self, call: Call) -> Response | StreamResponse:
         path = call.path.partition("?")[0]
         if path == "/chat/completions":
-            return await _answer_chat(call, call.body if call.body is not None else decode_json(call.raw))
+            return await _answer_chat(call, call.body if call.body is not None else decode_json(call.whole_raw()))
         if path == "/responses":
-            return await _answer_responses(call, call.body if call.body is not None else decode_json(call.raw))
+            return await _answer_responses(call, call.body if call.body is not None else decode_json(call.whole_raw()))
         raise NotFound(
             f"{call.request.method} {call.request.path}: the echo upstream answers only chat completions and responses",
             code="not_found",
