@@ -64,7 +64,7 @@ def _in_environment(prompt: Prompt, environment: str, ref: PromptRef, body: dict
         number, how = target.pick(target.sticky_bucket(key)), "sticky"
     else:
         number, how = target.pick(random.random()), "random"
-    return Resolved(prompt, prompt.versions[number], environment, f"{environment} {number} {how}")
+    return Resolved(prompt, prompt.versions[number], environment, target.labels[(number, how)])
 
 
 def find_prompt(prompts: PromptSet, prompt_id: str) -> Prompt:

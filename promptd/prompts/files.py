@@ -201,7 +201,7 @@ class Rollout:
     SHA-256 already fed `prompt id NUL environment NUL`: a sticky key's bucket
     hashes only the key (README "Rollouts")."""
 
-    __slots__ = ("weights", "versions", "bounds", "salt", "_where")
+    __slots__ = ("weights", "versions", "bounds", "salt", "labels", "_where")
 
     def __init__(self, weights: dict[str, int], prompt_id: str = "", environment: str = "") -> None:
         self.weights = weights
@@ -215,6 +215,12 @@ class Rollout:
             bounds.append(running / total)
         self.bounds = tuple(bounds)
         self.salt = hashlib.sha256(f"{prompt_id}\0{environment}\0".encode("utf-8", "surrogatepass"))
+        # What a choice is called in x-promptd-rollout and the access log, for each version and way.
+        self.labels = {
+            (version, how): f"{environment} {version} {how}"
+            for version in self.versions
+            for how in ("sticky", "random")
+        }
 
     def pick(self, bucket: float) -> int:
         """The version for a bucket in [0, 1); a version of weight 0 is never picked."""
