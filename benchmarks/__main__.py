@@ -325,7 +325,9 @@ CONSOLE_SCRIPT = "console.js"
 
 async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, workers: Server, small: bytes) -> dict:
     """A/B comparisons the noise of a shared machine would hide in separate runs:
-    the two sides alternate in short rounds and the medians are compared."""
+    the two sides alternate in short rounds (A B, B A, ...); the ratio is the
+    median of the rounds' own A/B ratios, so a drift of the machine's speed
+    across the rounds cancels out (the medians of each side are reported too)."""
     rounds = 3 if args.quick else 6
     seconds = max(1.0, args.duration / 2)
     concurrency = args.concurrency[0]
@@ -351,11 +353,12 @@ async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, w
                 if result["cpu_us_per_request"] is not None:
                     samples[side].append(result["cpu_us_per_request"])
         median_a, median_b = statistics.median(samples[0]), statistics.median(samples[1])
+        ratios = [a_us / b_us for a_us, b_us in zip(*samples, strict=False)]
         out[name] = {
             "rounds": rounds,
             "cpu_us_a": round(median_a, 1),
             "cpu_us_b": round(median_b, 1),
-            "ratio": round(median_a / median_b, 3),
+            "ratio": round(statistics.median(ratios), 3) if ratios else None,
         }
         print(f"  paired: {name}: {out[name]['ratio']}x ({median_a:.1f} vs {median_b:.1f} µs)", file=sys.stderr)
     return out
@@ -412,7 +415,7 @@ def markdown(report: dict) -> str:
     if report.get("paired"):
         lines += [
             "",
-            "Paired A/B (the two sides alternate in short rounds; medians of CPU µs per request):",
+            "Paired A/B (the two sides alternate in short rounds; each side's median CPU µs per request, and the median of the rounds' own A / B ratios):",
             "",
             "| comparison | rounds | A µs | B µs | A / B |",
             "|---|---|---|---|---|",
