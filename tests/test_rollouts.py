@@ -113,6 +113,18 @@ def test_widening_only_moves_keys_into_the_new_version(tmp_path):
     assert all(rollout.pick(bucket("canary", "production", key)) == after[key] for key in keys)
 
 
+def test_remembered_keys_keep_their_documented_version(tmp_path):
+    """A rollout remembers the versions of its last sticky keys: past its limit
+    (the memory starts over) and for keys seen again, every answer is still DESIGN 3.6's."""
+    from promptd.prompts.files import STICKY_CACHE
+
+    config = write_config(tmp_path, {"canary.toml": rollout_prompt('{ "1" = 30, "2" = 70 }')})
+    rollout = PromptLoader([config / "prompts"]).build().prompts["canary"].targets["production"]
+    keys = [f"user-{i}" for i in range(STICKY_CACHE + 500)]
+    for key in keys + keys[:1000] + keys[-1000:]:
+        assert rollout.sticky_pick(key) == expected_version(key, {1: 30, 2: 70}), key
+
+
 async def test_an_explicit_version_or_plain_environment_bypasses_the_rollout(canary, upstream):
     for body, version in [
         ({"prompt_id": "canary", "prompt_version": 3}, "3"),

@@ -61,7 +61,7 @@ def _in_environment(prompt: Prompt, environment: str, ref: PromptRef, body: dict
         return Resolved(prompt, prompt.versions[target], environment)
     key = sticky_key(ref, body)
     if key is not None:
-        number, how = target.pick(target.sticky_bucket(key)), "sticky"
+        number, how = target.sticky_pick(key), "sticky"
     else:
         number, how = target.pick(random.random()), "random"
     return Resolved(prompt, prompt.versions[number], environment, target.labels[(number, how)])

@@ -195,13 +195,16 @@ class PromptVersion:
         return out
 
 
+STICKY_CACHE = 4096  # sticky keys whose version a rollout remembers
+
+
 class Rollout:
     """A weighted environment: versions in ascending order with their cumulative
     share of the weight, so a bucket in [0, 1) walks to one version. `salt` is
     SHA-256 already fed `prompt id NUL environment NUL`: a sticky key's bucket
     hashes only the key (README "Rollouts")."""
 
-    __slots__ = ("weights", "versions", "bounds", "salt", "labels", "_where")
+    __slots__ = ("weights", "versions", "bounds", "salt", "labels", "_where", "_sticky")
 
     def __init__(self, weights: dict[str, int], prompt_id: str = "", environment: str = "") -> None:
         self.weights = weights
@@ -221,11 +224,24 @@ class Rollout:
             for version in self.versions
             for how in ("sticky", "random")
         }
+        # The versions of recent sticky keys: a key's version depends only on the key and
+        # these weights, and a user's requests come in runs. A reload builds a new Rollout.
+        self._sticky: dict[str, int] = {}
 
     def pick(self, bucket: float) -> int:
         """The version for a bucket in [0, 1); a version of weight 0 is never picked."""
         index = bisect_right(self.bounds, bucket)
         return self.versions[index if index < len(self.versions) else -1]
+
+    def sticky_pick(self, key: str) -> int:
+        """The version for a sticky key (its bucket, remembered for the last keys)."""
+        number = self._sticky.get(key)
+        if number is None:
+            number = self.pick(self.sticky_bucket(key))
+            if len(self._sticky) >= STICKY_CACHE:
+                self._sticky.clear()
+            self._sticky[key] = number
+        return number
 
     def sticky_bucket(self, key: str) -> float:
         """`bucket(prompt id, environment, key)`, from the precomputed salt."""
