@@ -328,7 +328,7 @@ async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, w
     the two sides alternate in short rounds (A B, B A, ...); the ratio is the
     median of the rounds' own A/B ratios, so a drift of the machine's speed
     across the rounds cancels out (the medians of each side are reported too)."""
-    rounds = 3 if args.quick else 6
+    rounds = 3 if args.quick else 10
     seconds = max(1.0, args.duration / 2)
     concurrency = args.concurrency[0]
     rollout = workload.body_bytes(workload.ROLLOUT_BODY)
