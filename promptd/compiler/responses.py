@@ -57,7 +57,10 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> Res
     split = 0
     while split < len(messages) and messages[split]["role"] in _LEADING_ROLES:
         split += 1
-    texts = [_text_of(message) for message in messages[:split]]
+    texts = [
+        content if (content := message["content"]).__class__ is str else _text_of(message)
+        for message in messages[:split]
+    ]
     request_instructions = body.get("instructions")
     if request_instructions is not None:
         if request_instructions.__class__ is not str:
@@ -71,7 +74,7 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> Res
     at = rendered.resolved.version.history_at
     before = messages[split:] if at is None else messages[split : max(at, split)]
     after = [] if at is None else messages[max(at, split) :]
-    items = [] if continued else [item for message in before for item in _input_items(message)]
+    items = [] if continued else _items(before)
     given = body.get("input")
     if given is None:
         pass
@@ -82,11 +85,18 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> Res
     else:
         raise BadRequest("`input` must be a string or an array of input items", code="invalid_messages", param="input")
     if not continued:  # the prompt's messages after the history placeholder
-        items += [item for message in after for item in _input_items(message)]
+        items += _items(after)
     if items or given is not None:
         out["input"] = items
 
-    params, dropped = translate_params(rendered.params)
+    version = rendered.resolved.version
+    if rendered.params is version.params:  # static params: translated once per version
+        translated = version.derived.get("responses_params")
+        if translated is None:
+            translated = version.derived["responses_params"] = translate_params(version.params)
+        params, dropped = translated
+    else:
+        params, dropped = translate_params(rendered.params)
     for key, value in params.items():
         if key not in body:
             out[key] = value
@@ -145,6 +155,19 @@ def _text_of(message: dict[str, Any]) -> str:
     if content.__class__ is str:
         return content
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def _items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages -> Responses input items (a plain-text message is the common case)."""
+    items: list[dict[str, Any]] = []
+    for message in messages:
+        content = message["content"]
+        role = message["role"]
+        if content.__class__ is str and role != "tool" and role != "assistant":
+            items.append({"role": role, "content": [{"type": "input_text", "text": content}]})
+        else:
+            items += _input_items(message)
+    return items
 
 
 def _input_items(message: dict[str, Any]) -> list[dict[str, Any]]:

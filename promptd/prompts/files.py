@@ -142,6 +142,7 @@ class PromptVersion:
         "headers",
         "history_at",
         "partials",
+        "derived",
     )
 
     def __init__(
@@ -155,6 +156,8 @@ class PromptVersion:
         partials: dict[str, str] | None = None,
     ) -> None:
         self.partials = partials or {}  # ref -> the partial version's hash, covered by this hash
+        # What an API surface derives from this version once, on first use (Responses params).
+        self.derived: dict[str, Any] = {}
         self.history_at = history_at  # where the request's messages go; None: after the prompt's
         # None when no string in `params` holds a tag (then `params` is sent as it is)
         self.param_templates = param_templates
