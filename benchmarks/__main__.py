@@ -334,21 +334,30 @@ async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, w
     rollout = workload.body_bytes(workload.ROLLOUT_BODY)
     small_user = workload.body_bytes(workload.SMALL_USER_BODY)
     url = "/v1/chat/completions"
+    responses_url = "/v1/responses"
     no_usage = {"X-Mock-Usage": "off"}  # the mock's answer without `usage`: nothing to count
-    pairs: dict[str, tuple[tuple[Server, bytes, dict[str, str]], tuple[Server, bytes, dict[str, str]]]] = {
-        "10,000 prompts vs 12 (small prompt)": ((many, small, {}), (promptd, small, {})),
-        "--workers 2 vs 1 (small prompt)": ((workers, small, {}), (promptd, small, {})),
-        "rollout vs the same request without one": ((promptd, rollout, {}), (promptd, small_user, {})),
-        "rollout + usage-bearing answer vs neither": ((promptd, rollout, {}), (promptd, small_user, no_usage)),
+    Side = tuple[Server, str, bytes, dict[str, str]]
+    pairs: dict[str, tuple[Side, Side]] = {
+        "10,000 prompts vs 12 (small prompt)": ((many, url, small, {}), (promptd, url, small, {})),
+        "--workers 2 vs 1 (small prompt)": ((workers, url, small, {}), (promptd, url, small, {})),
+        "responses vs chat completions (small prompt)": (
+            (promptd, responses_url, small, {}),
+            (promptd, url, small, {}),
+        ),
+        "rollout vs the same request without one": ((promptd, url, rollout, {}), (promptd, url, small_user, {})),
+        "rollout + usage-bearing answer vs neither": (
+            (promptd, url, rollout, {}),
+            (promptd, url, small_user, no_usage),
+        ),
     }
     out = {}
-    for name, ((a, body_a, headers_a), (b, body_b, headers_b)) in pairs.items():
+    for name, (side_a, side_b) in pairs.items():
         samples: tuple[list[float], list[float]] = ([], [])
         for round_ in range(rounds):
-            sides = ((0, a, body_a, headers_a), (1, b, body_b, headers_b))
-            for side, server, body, headers in sides if round_ % 2 == 0 else sides[::-1]:
+            sides = ((0, *side_a), (1, *side_b))
+            for side, server, path, body, headers in sides if round_ % 2 == 0 else sides[::-1]:
                 result = await measure(
-                    server, server.url + url, body, concurrency, args, duration=seconds, headers=headers
+                    server, server.url + path, body, concurrency, args, duration=seconds, headers=headers
                 )
                 if result["cpu_us_per_request"] is not None:
                     samples[side].append(result["cpu_us_per_request"])

@@ -47,6 +47,7 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
     assert set(report["paired"]) == {
         "10,000 prompts vs 12 (small prompt)",
         "--workers 2 vs 1 (small prompt)",
+        "responses vs chat completions (small prompt)",
         "rollout vs the same request without one",
         "rollout + usage-bearing answer vs neither",
     }
