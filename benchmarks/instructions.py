@@ -53,25 +53,37 @@ def _wait(url: str, seconds: float = 120) -> None:
     raise SystemExit(f"not ready: {url}")
 
 
-def _scenarios() -> dict[str, tuple[str, str, bytes]]:
-    """name -> (server: baseline|promptd, path, body)."""
+def _scenarios() -> dict[str, tuple[str, str, bytes, dict[str, str]]]:
+    """name -> (server: baseline|promptd, path, body, extra headers)."""
     plain = workload.body_bytes(workload.PLAIN_BODY)
     out = {
-        "baseline": ("baseline", "/v1/chat/completions", plain),
-        "passthrough": ("promptd", "/v1/chat/completions", plain),
-        "small_prompt": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.SMALL_BODY)),
-        "small_prompt_responses": ("promptd", "/v1/responses", workload.body_bytes(workload.SMALL_BODY)),
-        "small_prompt_rollout": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.ROLLOUT_BODY)),
-        "small_prompt_same_user": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.SMALL_USER_BODY)),
+        "baseline": ("baseline", "/v1/chat/completions", plain, {}),
+        "passthrough": ("promptd", "/v1/chat/completions", plain, {}),
+        "small_prompt": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.SMALL_BODY), {}),
+        "small_prompt_responses": ("promptd", "/v1/responses", workload.body_bytes(workload.SMALL_BODY), {}),
+        "small_prompt_rollout": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.ROLLOUT_BODY), {}),
+        "small_prompt_same_user": (
+            "promptd",
+            "/v1/chat/completions",
+            workload.body_bytes(workload.SMALL_USER_BODY),
+            {},
+        ),
+        # The same request answered without `usage` (the mock leaves it out): nothing to count.
+        "small_prompt_same_user_no_usage": (
+            "promptd",
+            "/v1/chat/completions",
+            workload.body_bytes(workload.SMALL_USER_BODY),
+            {"X-Mock-Usage": "off"},
+        ),
     }
     passthrough_1mb, compile_1mb = workload.sized_bodies(workload.BODY_SIZES["1mb"])
-    out["baseline_1mb"] = ("baseline", "/v1/chat/completions", passthrough_1mb)
-    out["passthrough_1mb"] = ("promptd", "/v1/chat/completions", passthrough_1mb)
-    out["compile_1mb"] = ("promptd", "/v1/chat/completions", compile_1mb)
+    out["baseline_1mb"] = ("baseline", "/v1/chat/completions", passthrough_1mb, {})
+    out["passthrough_1mb"] = ("promptd", "/v1/chat/completions", passthrough_1mb, {})
+    out["compile_1mb"] = ("promptd", "/v1/chat/completions", compile_1mb, {})
     return out
 
 
-def measure(name: str, kind: str, path: str, body: bytes, requests: int) -> float:
+def measure(name: str, kind: str, path: str, body: bytes, headers: dict[str, str], requests: int) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="promptd-callgrind-"))
     processes = []
     try:
@@ -114,7 +126,7 @@ def measure(name: str, kind: str, path: str, body: bytes, requests: int) -> floa
             def client() -> None:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 for _ in range(count // CONNECTIONS):
-                    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                    connection.request("POST", path, body=body, headers={"Content-Type": "application/json", **headers})
                     response = connection.getresponse()
                     response.read()
                     if response.status != 200:
@@ -171,10 +183,10 @@ def main() -> None:
         raise SystemExit(f"unknown scenario {unknown[0]!r} (scenarios: {', '.join(scenarios)})")
     counts = {}
     for name in args.names or scenarios:
-        kind, path, body = scenarios[name]
+        kind, path, body, headers = scenarios[name]
         requests = args.requests if len(body) < 100_000 else max(CONNECTIONS * 10, args.requests // 8)
-        counts[name] = measure(name, kind, path, body, requests)
-        print(f"  {name:<24} {counts[name] / 1000:9.1f} k instructions/request", file=sys.stderr)
+        counts[name] = measure(name, kind, path, body, headers, requests)
+        print(f"  {name:<32} {counts[name] / 1000:9.1f} k instructions/request", file=sys.stderr)
     print("| scenario | k instructions / request | × baseline |")
     print("|---|---|---|")
     for name, count in counts.items():

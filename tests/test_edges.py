@@ -505,27 +505,8 @@ def test_a_line_that_cannot_be_encoded_is_escaped_not_lost():
     log = AccessLog(stream=sink)
 
     async def record():
-        log.record((time.time(), "good", "GET", "/a", 200, "x", None, None, None, None, None, 0.0, 0.0, None, 0, None))
-        log.record(
-            (
-                time.time(),
-                "bad\udcff",
-                "GET",
-                "/b\udcfe",
-                200,
-                "x",
-                None,
-                None,
-                None,
-                None,
-                None,
-                0.0,
-                0.0,
-                None,
-                0,
-                None,
-            )
-        )
+        log.record("good", "GET", "/a", 200, "x", None, None, None, None, None, 0.0, 0.0, None, 0, None)
+        log.record("bad\udcff", "GET", "/b\udcfe", 200, "x", None, None, None, None, None, 0.0, 0.0, None, 0, None)
         log.flush()
 
     asyncio.run(record())

@@ -211,24 +211,21 @@ def _finish(
     if not bytes_out and response is not None and response.__class__ is Response:
         bytes_out = len(response.body)  # type: ignore[union-attr]
     access_log.record(
-        (
-            time.time(),
-            exchange.request_id,
-            request.method,
-            request.raw_path.partition("?")[0],  # query strings can carry secrets
-            status,
-            exchange.endpoint,
-            prompt_id,
-            exchange.version,
-            exchange.environment,
-            exchange.upstream,
-            exchange.model,
-            _ms(duration),
-            _ms(overhead),
-            None if exchange.upstream_ttfb is None else _ms(exchange.upstream_ttfb),
-            bytes_out,
-            exchange.rollout,
-        )
+        exchange.request_id,
+        request.method,
+        request.raw_path.partition("?")[0],  # query strings can carry secrets
+        status,
+        exchange.endpoint,
+        prompt_id,
+        exchange.version,
+        exchange.environment,
+        exchange.upstream,
+        exchange.model,
+        _ms(duration),
+        _ms(overhead),
+        None if exchange.upstream_ttfb is None else _ms(exchange.upstream_ttfb),
+        bytes_out,
+        exchange.rollout,
     )
 
 

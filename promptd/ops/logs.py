@@ -157,7 +157,6 @@ def setup_logging(level: str = "info", stream: IO[bytes] | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").disabled = True
     atexit.register(_writer.wait_written, 1.0)
 
 
@@ -182,9 +181,9 @@ _PID = os.getpid()
 class _AccessLine(msgspec.Struct):
     """One access log line, its fields in order; msgspec writes a batch of them in
     one call (`encode_lines`). A request records the fields from `request_id` to
-    `rollout` as a tuple (`AccessLog.record`)."""
+    `rollout` (`AccessLog.record`); `ts` holds time.time() until the batch is written."""
 
-    ts: str
+    ts: str | float
     level: str
     logger: str
     request_id: str
@@ -221,10 +220,10 @@ class AccessLog:
         self._pending: list[tuple[Any, ...]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def record(self, entry: tuple[Any, ...]) -> None:
-        """`entry`: time.time(), then the fields of `_AccessLine` from `request_id` to
-        `rollout`, as they are written (the path without its query, durations in ms)."""
-        self._pending.append(entry)
+    def record(self, *fields: Any) -> None:
+        """`fields`: those of `_AccessLine` from `request_id` to `rollout`, as they are
+        written (the path without its query, durations in ms); stamped with the time now."""
+        self._pending.append(_AccessLine(time.time(), "info", "promptd.access", *fields, _PID))
         if len(self._pending) >= _FLUSH_ENTRIES:
             self.flush()
         elif self._timer is None:
@@ -236,8 +235,9 @@ class AccessLog:
             self._timer = None
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
-        lines = [_AccessLine(timestamp(now), "info", "promptd.access", *fields, _PID) for now, *fields in pending]
+        lines, self._pending = self._pending, []
+        for line in lines:
+            line.ts = timestamp(line.ts)  # type: ignore[arg-type]  # recorded as time.time()
         writer = self._writer or _writer
         try:
             writer.write_data(_encode_lines(lines), len(lines))
