@@ -214,7 +214,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     for warning in prompts.warnings:
         log.warning(warning)
-    from promptd import server  # aiohttp's server side is needed only here
+    from promptd import server  # the serving side is needed only here
 
     if settings.workers > 1 and not os.environ.get(server.WORKER_ENV):
         return server.supervise(settings, args.log_level)
