@@ -259,7 +259,10 @@ async def run(args: argparse.Namespace) -> dict:
         promptd = start("promptd", promptd_args(config, p_port), p_port)
         w_port = free_port()
         workers = start("promptd-workers2", promptd_args(config, w_port, "--workers", "2"), w_port)
-        for server in (mock, baseline, promptd, workers):
+        # The paired runs' control: a second process with the first one's config (A/A).
+        t_port = free_port()
+        twin = start("promptd-twin", promptd_args(config, t_port), t_port)
+        for server in (mock, baseline, promptd, workers, twin):
             await server.wait_ready(
                 "/v1/models" if server is mock else "/healthz" if server.name.startswith("promptd") else "/v1/models"
             )
@@ -312,7 +315,7 @@ async def run(args: argparse.Namespace) -> dict:
                     file=sys.stderr,
                 )
         if not args.only:
-            report["paired"] = await paired_runs(args, promptd, many, workers, small)
+            report["paired"] = await paired_runs(args, promptd, many, workers, twin, small)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -323,7 +326,9 @@ async def run(args: argparse.Namespace) -> dict:
 CONSOLE_SCRIPT = "console.js"
 
 
-async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, workers: Server, small: bytes) -> dict:
+async def paired_runs(
+    args: argparse.Namespace, promptd: Server, many: Server, workers: Server, twin: Server, small: bytes
+) -> dict:
     """A/B comparisons the noise of a shared machine would hide in separate runs:
     the two sides alternate in short rounds (A B, B A, ...); the ratio is the
     median of the rounds' own A/B ratios, so a drift of the machine's speed
@@ -338,6 +343,9 @@ async def paired_runs(args: argparse.Namespace, promptd: Server, many: Server, w
     no_usage = {"X-Mock-Usage": "off"}  # the mock's answer without `usage`: nothing to count
     Side = tuple[Server, str, bytes, dict[str, str]]
     pairs: dict[str, tuple[Side, Side]] = {
+        # How far two processes of the same code and config differ in this run: the noise
+        # floor of the comparisons between processes (10,000 prompts, workers).
+        "control: a second process vs the first (same config)": ((twin, url, small, {}), (promptd, url, small, {})),
         "10,000 prompts vs 12 (small prompt)": ((many, url, small, {}), (promptd, url, small, {})),
         "--workers 2 vs 1 (small prompt)": ((workers, url, small, {}), (promptd, url, small, {})),
         "responses vs chat completions (small prompt)": (

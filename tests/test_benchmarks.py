@@ -45,6 +45,7 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
     assert "| small_prompt | 4 |" in (tmp_path / "latest.md").read_text()
     assert report["scenarios"]["compile_1mb"]["4"]["cpu_ratio_vs_baseline"] > 0  # against baseline_1mb
     assert set(report["paired"]) == {
+        "control: a second process vs the first (same config)",
         "10,000 prompts vs 12 (small prompt)",
         "--workers 2 vs 1 (small prompt)",
         "responses vs chat completions (small prompt)",
