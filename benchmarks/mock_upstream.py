@@ -3,7 +3,7 @@
     python -m benchmarks.mock_upstream --port 9100 [--delay-ms 0] [--chunk-delay-ms 0] [--chunks 8]
 
 POST .../chat/completions answers a `chat.completion` (with `usage`, unless the request has
-`X-Mock-Usage: off`), or with `"stream": true` `--chunks` SSE chunks then `data: [DONE]`.
+`X-Mock-Usage: off`: then the same object sits under `tally`, a key of the same length), or with `"stream": true` `--chunks` SSE chunks then `data: [DONE]`.
 Anything else gets a small JSON body.
 """
 
@@ -32,7 +32,9 @@ _COMPLETION = {
     "usage": {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19},
 }
 COMPLETION = orjson.dumps(_COMPLETION)
-COMPLETION_WITHOUT_USAGE = orjson.dumps({k: v for k, v in _COMPLETION.items() if k != "usage"})
+# The same answer, the same size, with its usage under a key promptd does not read: the
+# reference for counting usage costs the mock exactly what the answer with usage costs.
+COMPLETION_WITHOUT_USAGE = orjson.dumps({("tally" if k == "usage" else k): v for k, v in _COMPLETION.items()})
 
 
 def chunk(text: str, finish: str | None = None) -> bytes:

@@ -57,7 +57,7 @@ def bucket(prompt_id: str, environment: str, key: str) -> float:
 
 def _in_environment(prompt: Prompt, environment: str, ref: PromptRef, body: dict[str, Any] | None) -> Resolved:
     target = prompt.targets[environment]
-    if isinstance(target, int):
+    if target.__class__ is int:
         return Resolved(prompt, prompt.versions[target], environment)
     key = sticky_key(ref, body)
     if key is not None:
