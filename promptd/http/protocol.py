@@ -38,6 +38,7 @@ import httptools
 
 from promptd.errors import BadRequest, PromptdError
 from promptd.http.messages import CHUNKED, NO_BODY, RAW, Headers, Request, Response, StreamResponse
+from promptd.timeouts import sweep, sweep_interval
 
 if TYPE_CHECKING:
     from promptd.settings import Settings
@@ -113,13 +114,8 @@ class Connections:
 
     async def sweep(self) -> None:
         """Close connections whose head is overdue, that idled too long, or that lingered."""
-        interval = max(0.05, min(1.0, self.head_timeout / 4, self.idle_timeout / 4))
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            for connection in list(self.open):
-                connection.expire(now)
+        interval = sweep_interval(min(self.head_timeout, self.idle_timeout))
+        await sweep(self.open, interval, HttpConnection.expire)
 
     def close_idle(self) -> None:
         """Shutdown: close every connection that is not answering a request."""

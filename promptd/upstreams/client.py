@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from promptd.timeouts import sweep, sweep_interval
+
 _IDLE_LIMIT = 256  # idle keep-alive connections kept per upstream
 _IDLE_TIMEOUT_S = 30.0  # an idle connection older than this is not reused (servers drop them)
 _HIGH_WATER = 1 << 20  # pause reading the upstream when this much body waits for a slow client
@@ -290,15 +292,9 @@ class _ReadTimeouts:
             self.shortest = conn.read_timeout
             self.close()  # restarted at the new pace
         if self.task is None:
-            self.task = conn.loop.create_task(self._sweep(max(0.05, min(1.0, self.shortest / 4))))
-
-    async def _sweep(self, interval: float) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            for conn in list(self.busy):
-                conn.check_timeout(now)
+            self.task = conn.loop.create_task(
+                sweep(self.busy, sweep_interval(self.shortest), _Connection.check_timeout)
+            )
 
     def close(self) -> None:
         if self.task is not None:
