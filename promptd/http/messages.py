@@ -9,8 +9,9 @@ handing their bytes to it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -41,21 +42,11 @@ class Headers:
     def get(self, name: str, default: Any = None) -> Any:
         return self._index.get(name.lower(), default)
 
-    def __getitem__(self, name: str) -> str:
-        return self._index[name.lower()]
-
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._index
 
     def items(self) -> list[tuple[str, str]]:
         return self._items
-
-    def getall(self, name: str) -> list[str]:
-        lower = name.lower()
-        return [value for key, value in self._items if key.lower() == lower]
-
-    def __len__(self) -> int:
-        return len(self._items)
 
     def __repr__(self) -> str:  # values may be credentials
         return f"<Headers {[name for name, _ in self._items]}>"
@@ -173,70 +164,56 @@ def body_too_large(limit: int) -> BodyTooLarge:
     return BodyTooLarge(f"request body is larger than max_body_bytes ({limit} bytes)", code="body_too_large")
 
 
-_ZLIB = type(zlib.decompressobj())
+def _inflate(raw: bytes, limit: int, wbits: int) -> bytes:
+    """gzip (wbits 47: gzip or zlib framing) or deflate, stopped past `limit`."""
+    decoder = zlib.decompressobj(wbits=wbits)
+    out = decoder.decompress(raw, limit + 1)
+    if len(out) > limit:
+        raise body_too_large(limit)
+    out += decoder.flush()
+    if not decoder.eof:
+        raise zlib.error("truncated")
+    return out
 
 
-def _zlib_decoder(encoding: str) -> Any:
-    return zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+def _brotli(raw: bytes, limit: int) -> bytes:
+    import brotli  # optional: a br body gets a 400 without it
+
+    return brotli.decompress(raw)
 
 
-def _optional_decoder(module: str, factory: str) -> Any:
-    try:
-        return getattr(__import__(module), factory)
-    except ImportError:
-        return None
+def _zstd(raw: bytes, limit: int) -> bytes:
+    import zstandard  # optional: a zstd body gets a 400 without it
 
-
-def _brotli_decoder(encoding: str) -> Any:
-    make = _optional_decoder("brotli", "Decompressor")
-    return make() if make is not None else None
-
-
-def _zstd_decoder(encoding: str) -> Any:
-    make = _optional_decoder("zstandard", "ZstdDecompressor")
-    return make().decompressobj() if make is not None else None
+    return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
 
 
 # Request Content-Encodings promptd decodes (brotli and zstd when their modules are
 # installed); a body in another encoding is forwarded as it came, with its header.
-DECODERS = {
-    "gzip": _zlib_decoder,
-    "x-gzip": _zlib_decoder,
-    "deflate": _zlib_decoder,
-    "br": _brotli_decoder,
-    "zstd": _zstd_decoder,
+DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
+    "gzip": functools.partial(_inflate, wbits=47),
+    "x-gzip": functools.partial(_inflate, wbits=47),
+    "deflate": functools.partial(_inflate, wbits=15),
+    "br": _brotli,
+    "zstd": _zstd,
 }
 
 
 def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
     encoding = encoding.strip().lower()
-    make = DECODERS.get(encoding)
-    if make is None or encoding == "identity":
+    decode = DECODERS.get(encoding)
+    if decode is None:
         return raw
-    decoder = make(encoding)
-    failed = BadRequest(
-        f"request body does not decode as Content-Encoding: {encoding[:32]}",
-        code="invalid_json",
-        headers={"Connection": "close"},
-    )
-    if decoder is None:
-        raise failed
     try:
-        if isinstance(decoder, _ZLIB):
-            out = decoder.decompress(raw, limit + 1)
-            if len(out) > limit:
-                raise body_too_large(limit)
-            out += decoder.flush()
-            if not decoder.eof:
-                raise failed
-        else:
-            out = decoder.process(raw) if hasattr(decoder, "process") else decoder.decompress(raw)
-    except (zlib.error, ValueError, OSError, EOFError):
-        raise failed from None
+        out = decode(raw, limit)
     except PromptdError:
         raise
-    except Exception:  # brotli.error, zstandard.ZstdError
-        raise failed from None
+    except Exception:  # zlib.error, brotli.error, zstandard.ZstdError, a missing module
+        raise BadRequest(
+            f"request body does not decode as Content-Encoding: {encoding[:32]}",
+            code="invalid_json",
+            headers={"Connection": "close"},
+        ) from None
     if len(out) > limit:
         raise body_too_large(limit)
     return out
