@@ -57,10 +57,7 @@ def assemble(rendered: Rendered, body: dict[str, Any], model: str | None) -> Res
     split = 0
     while split < len(messages) and messages[split]["role"] in _LEADING_ROLES:
         split += 1
-    texts = [
-        content if (content := message["content"]).__class__ is str else _text_of(message)
-        for message in messages[:split]
-    ]
+    texts = [_text_of(message) for message in messages[:split]]
     request_instructions = body.get("instructions")
     if request_instructions is not None:
         if request_instructions.__class__ is not str:
@@ -158,15 +155,10 @@ def _text_of(message: dict[str, Any]) -> str:
 
 
 def _items(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat messages -> Responses input items (a plain-text message is the common case)."""
+    """Chat messages -> Responses input items."""
     items: list[dict[str, Any]] = []
     for message in messages:
-        content = message["content"]
-        role = message["role"]
-        if content.__class__ is str and role != "tool" and role != "assistant":
-            items.append({"role": role, "content": [{"type": "input_text", "text": content}]})
-        else:
-            items += _input_items(message)
+        items += _input_items(message)
     return items
 
 
