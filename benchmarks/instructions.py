@@ -30,6 +30,7 @@ from benchmarks import workload
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 4
+MANY = 10_000
 
 
 def _port() -> int:
@@ -54,12 +55,14 @@ def _wait(url: str, seconds: float = 120) -> None:
 
 
 def _scenarios() -> dict[str, tuple[str, str, bytes, dict[str, str]]]:
-    """name -> (server: baseline|promptd, path, body, extra headers)."""
+    """name -> (server: baseline|promptd|promptd-many, path, body, extra headers);
+    promptd-many serves MANY generated prompts beside the benchmark's own."""
     plain = workload.body_bytes(workload.PLAIN_BODY)
     out = {
         "baseline": ("baseline", "/v1/chat/completions", plain, {}),
         "passthrough": ("promptd", "/v1/chat/completions", plain, {}),
         "small_prompt": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.SMALL_BODY), {}),
+        "small_prompt_many": ("promptd-many", "/v1/chat/completions", workload.body_bytes(workload.SMALL_BODY), {}),
         "small_prompt_responses": ("promptd", "/v1/responses", workload.body_bytes(workload.SMALL_BODY), {}),
         "small_prompt_rollout": ("promptd", "/v1/chat/completions", workload.body_bytes(workload.ROLLOUT_BODY), {}),
         "small_prompt_same_user": (
@@ -83,7 +86,12 @@ def _scenarios() -> dict[str, tuple[str, str, bytes, dict[str, str]]]:
     return out
 
 
-def measure(name: str, kind: str, path: str, body: bytes, headers: dict[str, str], requests: int) -> float:
+def measure(
+    name: str, kind: str, path: str, body: bytes, headers: dict[str, str], requests: int, cache_sim: bool = False
+) -> dict[str, float]:
+    """Per request: instructions (`Ir`) and, with `cache_sim`, the simulated
+    first-level data cache misses (`D1`) and last-level cache misses, data and
+    instructions (`LL`)."""
     tmp = Path(tempfile.mkdtemp(prefix="promptd-callgrind-"))
     processes = []
     try:
@@ -109,18 +117,25 @@ def measure(name: str, kind: str, path: str, body: bytes, headers: dict[str, str
             ]
             ready = f"http://127.0.0.1:{port}/v1/models"
         else:
-            config = workload.write_config(tmp / "config", mock_port, watch=False)
+            config = workload.write_config(tmp / "config", mock_port, watch=False, many=MANY if kind == "promptd-many" else 0)
             argv = ["-m", "promptd", "serve", str(config), "--port", str(port)]
             ready = f"http://127.0.0.1:{port}/healthz"
         out = tmp / "callgrind.out"
         server = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, *argv],
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--cache-sim={'yes' if cache_sim else 'no'}",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                *argv,
+            ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         processes.append(server)
-        _wait(ready)
+        _wait(ready, 900)
 
         def load(count: int) -> None:
             def client() -> None:
@@ -138,23 +153,32 @@ def measure(name: str, kind: str, path: str, body: bytes, headers: dict[str, str
             for thread in threads:
                 thread.join()
 
-        def dumped() -> int:
+        def dumped() -> dict[str, int]:
             subprocess.run(["callgrind_control", "--dump", str(server.pid)], capture_output=True, check=False)
             time.sleep(1.0)
-            total = 0
+            totals: dict[str, int] = {}
             for part in glob.glob(f"{out}*"):
                 with open(part) as f:
                     for line in f:
-                        if line.startswith("summary:"):
-                            total += int(line.split()[1])
+                        if line.startswith("events:"):
+                            events = line.split()[1:]
+                        elif line.startswith("summary:"):
+                            for event, count in zip(events, line.split()[1:], strict=True):
+                                totals[event] = totals.get(event, 0) + int(count)
                             break
                 os.remove(part)
-            return total
+            return totals
 
         load(max(100, requests // 4))  # warm-up: imports, first calls, pools
         dumped()
         load(requests)
-        return dumped() / (requests // CONNECTIONS * CONNECTIONS)
+        totals = dumped()
+        sent = requests // CONNECTIONS * CONNECTIONS
+        figures = {"Ir": totals["Ir"] / sent}
+        if cache_sim:
+            figures["D1"] = (totals["D1mr"] + totals["D1mw"]) / sent
+            figures["LL"] = (totals["DLmr"] + totals["DLmw"] + totals["ILmr"]) / sent
+        return figures
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -175,24 +199,31 @@ def main() -> None:
     scenarios = _scenarios()
     parser.add_argument("names", nargs="*", metavar="SCENARIO", help=f"default: all of {', '.join(scenarios)}")
     parser.add_argument("--requests", type=int, default=400, help="requests counted per scenario (default 400)")
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches: first-level data misses and last-level misses per request (slower)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
     unknown = [name for name in args.names if name not in scenarios]
     if unknown:
         raise SystemExit(f"unknown scenario {unknown[0]!r} (scenarios: {', '.join(scenarios)})")
-    counts = {}
+    figures = {}
     for name in args.names or scenarios:
         kind, path, body, headers = scenarios[name]
         requests = args.requests if len(body) < 100_000 else max(CONNECTIONS * 10, args.requests // 8)
-        counts[name] = measure(name, kind, path, body, headers, requests)
-        print(f"  {name:<32} {counts[name] / 1000:9.1f} k instructions/request", file=sys.stderr)
-    print("| scenario | k instructions / request | × baseline |")
-    print("|---|---|---|")
-    for name, count in counts.items():
-        reference = counts.get("baseline_1mb" if name.endswith("_1mb") else "baseline")
-        ratio = f"{count / reference:.2f}" if reference else ""
-        print(f"| {name} | {count / 1000:.1f} | {ratio} |")
+        figures[name] = measure(name, kind, path, body, headers, requests, args.cache_sim)
+        print(f"  {name:<32} {figures[name]['Ir'] / 1000:9.1f} k instructions/request", file=sys.stderr)
+    misses = " | D1 misses / request | LL misses / request" if args.cache_sim else ""
+    print(f"| scenario | k instructions / request | × baseline{misses} |")
+    print("|---|---|---|" + ("---|---|" if args.cache_sim else ""))
+    for name, figure in figures.items():
+        reference = figures.get("baseline_1mb" if name.endswith("_1mb") else "baseline")
+        ratio = f"{figure['Ir'] / reference['Ir']:.2f}" if reference else ""
+        cache = f" | {figure['D1']:.0f} | {figure['LL']:.0f}" if args.cache_sim else ""
+        print(f"| {name} | {figure['Ir'] / 1000:.1f} | {ratio}{cache} |")
 
 
 if __name__ == "__main__":
