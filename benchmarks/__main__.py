@@ -52,6 +52,7 @@ class Server:
             self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         self.started = time.perf_counter()
         self.ready_after = 0.0
+        self.workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
 
     @property
     def main_pid(self) -> int | None:
@@ -70,11 +71,21 @@ class Server:
             pass
         return pids
 
-    def cpu(self) -> float:
-        total = 0.0
+    def usage(self) -> dict[int, float]:
+        """CPU seconds so far of each of the server's processes."""
+        out = {}
         for pid in self.pids():
             try:
-                total += workload.cpu_seconds(pid)
+                out[pid] = workload.cpu_seconds(pid)
+            except OSError:
+                pass
+        return out
+
+    def sleeps(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                total += workload.sleeps(pid)
             except OSError:
                 pass
         return total
@@ -115,6 +126,7 @@ class OtherGateway(Server):
     def __init__(self, pid: int | None) -> None:
         self.name = "compare"
         self.pid = pid
+        self.workers = 1
 
     @property
     def main_pid(self) -> int | None:
@@ -136,7 +148,7 @@ async def measure(
         body = body[:-1] + b',"stream":true}'
     # A short warm-up, so connection setup and first-call costs are not counted.
     await builtin_load(url, body, min(concurrency, 4), 0.3, max_requests=50, stream=stream, extra_headers=headers)
-    cpu_before = server.cpu()
+    usage_before, sleeps_before = server.usage(), server.sleeps()
     seconds = duration or args.duration
     if have_wrk() and not args.no_wrk and not stream:
         result: LoadResult = await asyncio.to_thread(wrk_load, url, body, concurrency, seconds, headers)
@@ -144,7 +156,9 @@ async def measure(
         result = await builtin_load(
             url, body, concurrency, seconds, max_requests=args.max_requests, stream=stream, extra_headers=headers
         )
-    cpu = server.cpu() - cpu_before if server.pids() else None
+    usage = {pid: cpu - usage_before.get(pid, 0.0) for pid, cpu in server.usage().items()}
+    cpu = sum(usage.values()) if usage else None
+    served = result.requests or 1
     return {
         "tool": result.tool,
         "requests": result.requests,
@@ -154,6 +168,10 @@ async def measure(
         "ttfb_ms": result.ttfb_ms,
         "cpu_us_per_request": round(cpu / result.requests * 1e6, 1) if result.requests and cpu is not None else None,
         "peak_rss_mb": server.rss_mb() if server.pids() else None,
+        # Event-loop sleeps per request: a server that never runs out of work never sleeps.
+        "sleeps_per_request": round((server.sleeps() - sleeps_before) / served, 2) if usage else None,
+        # The processes that did at least a tenth of the work (with --workers: where the connections landed).
+        "busy_processes": sum(used >= 0.1 * cpu for used in usage.values()) if cpu else None,
     }
 
 
@@ -360,7 +378,7 @@ async def paired_runs(
     }
     out = {}
     for name, (side_a, side_b) in pairs.items():
-        samples: tuple[list[float], list[float]] = ([], [])
+        samples: tuple[list[dict], list[dict]] = ([], [])
         for round_ in range(rounds):
             sides = ((0, *side_a), (1, *side_b))
             for side, server, path, body, headers in sides if round_ % 2 == 0 else sides[::-1]:
@@ -368,17 +386,35 @@ async def paired_runs(
                     server, server.url + path, body, concurrency, args, duration=seconds, headers=headers
                 )
                 if result["cpu_us_per_request"] is not None:
-                    samples[side].append(result["cpu_us_per_request"])
-        median_a, median_b = statistics.median(samples[0]), statistics.median(samples[1])
-        ratios = [a_us / b_us for a_us, b_us in zip(*samples, strict=False)]
-        out[name] = {
-            "rounds": rounds,
-            "cpu_us_a": round(median_a, 1),
-            "cpu_us_b": round(median_b, 1),
-            "ratio": round(statistics.median(ratios), 3) if ratios else None,
-        }
-        print(f"  paired: {name}: {out[name]['ratio']}x ({median_a:.1f} vs {median_b:.1f} µs)", file=sys.stderr)
+                    samples[side].append(result)
+        out[name] = _paired_summary(rounds, *samples, by_spread=side_a[0].workers > 1)
+        print(
+            f"  paired: {name}: {out[name]['ratio']}x ({out[name]['cpu_us_a']} vs {out[name]['cpu_us_b']} µs)",
+            file=sys.stderr,
+        )
     return out
+
+
+def _paired_summary(rounds: int, a: list[dict], b: list[dict], by_spread: bool = False) -> dict:
+    """Each side's median CPU µs and event-loop sleeps per request, and the median
+    of the rounds' own A/B ratios. `by_spread` (A has several workers): the rounds
+    are also split by where the connections landed, all on one worker or spread."""
+    cpu = lambda side: [r["cpu_us_per_request"] for r in side]  # noqa: E731
+    ratios = [x["cpu_us_per_request"] / y["cpu_us_per_request"] for x, y in zip(a, b, strict=False)]
+    summary = {
+        "rounds": rounds,
+        "cpu_us_a": round(statistics.median(cpu(a)), 1),
+        "cpu_us_b": round(statistics.median(cpu(b)), 1),
+        "sleeps_a": statistics.median(r["sleeps_per_request"] for r in a),
+        "sleeps_b": statistics.median(r["sleeps_per_request"] for r in b),
+        "ratio": round(statistics.median(ratios), 3) if ratios else None,
+    }
+    if by_spread:
+        for key, spread in (("one_worker", False), ("spread", True)):
+            picked = [ratio for ratio, r in zip(ratios, a, strict=False) if (r["busy_processes"] > 1) == spread]
+            summary[f"ratio_{key}"] = round(statistics.median(picked), 3) if picked else None
+            summary[f"rounds_{key}"] = len(picked)
+    return summary
 
 
 def add_ratios(report: dict) -> None:
@@ -418,8 +454,8 @@ def markdown(report: dict) -> str:
         f"Machine: {report['machine']}. Load: {report['load_generator']}, {report['duration_s']} s per scenario.",
         "CPU per request is the server process's user+system time divided by the requests it answered.",
         "",
-        "| scenario | conc. | req/s | p50 ms | p90 ms | p99 ms | errors | CPU µs/req | × baseline | TTFB p50 ms | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | conc. | req/s | p50 ms | p90 ms | p99 ms | errors | CPU µs/req | × baseline | sleeps/req | TTFB p50 ms | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, by_concurrency in report["scenarios"].items():
         for concurrency, r in by_concurrency.items():
@@ -427,18 +463,29 @@ def markdown(report: dict) -> str:
             lines.append(
                 f"| {name} | {concurrency} | {r['rps']} | {lat.get('p50', '')} | {lat.get('p90', '')} | {lat.get('p99', '')} "
                 f"| {r['errors']} | {r['cpu_us_per_request']} | {r.get('cpu_ratio_vs_baseline', '')} "
-                f"| {r['ttfb_ms'].get('p50', '')} | {r['peak_rss_mb']} |"
+                f"| {_sleeps(r)} | {r['ttfb_ms'].get('p50', '')} | {r['peak_rss_mb']} |"
             )
     if report.get("paired"):
         lines += [
             "",
-            "Paired A/B (the two sides alternate in short rounds; each side's median CPU µs per request, and the median of the rounds' own A / B ratios):",
+            "Paired A/B (the two sides alternate in short rounds; each side's median CPU µs and event-loop sleeps per request, and the median of the rounds' own A / B ratios):",
             "",
-            "| comparison | rounds | A µs | B µs | A / B |",
-            "|---|---|---|---|---|",
+            "| comparison | rounds | A µs | B µs | A sleeps/req | B sleeps/req | A / B |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, r in report["paired"].items():
-            lines.append(f"| {name} | {r['rounds']} | {r['cpu_us_a']} | {r['cpu_us_b']} | {r['ratio']} |")
+            lines.append(
+                f"| {name} | {r['rounds']} | {r['cpu_us_a']} | {r['cpu_us_b']} | {r['sleeps_a']} | {r['sleeps_b']} "
+                f"| {r['ratio']} |"
+            )
+        for name, r in report["paired"].items():
+            if "ratio_spread" in r:
+                lines += [
+                    "",
+                    f"{name}, by where the rounds' connections landed: all on one worker in {r['rounds_one_worker']} "
+                    f"rounds (A / B {r['ratio_one_worker']}), spread over the workers in {r['rounds_spread']} "
+                    f"(A / B {r['ratio_spread']}).",
+                ]
     if "startup" in report:
         s = report["startup"]
         lines += [
@@ -456,6 +503,15 @@ def markdown(report: dict) -> str:
                 f"| {dur.get('p50')} / {dur.get('p99')} | {r['requests_during']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _sleeps(result: dict) -> str:
+    """Sleeps per request, and with several busy processes how many there were."""
+    sleeps = result.get("sleeps_per_request")
+    if sleeps is None:
+        return ""
+    busy = result.get("busy_processes") or 1
+    return f"{sleeps} ({busy} busy)" if busy > 1 else str(sleeps)
 
 
 def main() -> None:

@@ -53,6 +53,13 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "rollout + usage-bearing answer vs neither",
     }
     assert all(r["ratio"] > 0 for r in report["paired"].values())
+    # Where the CPU goes besides promptd's code: event-loop sleeps, and with --workers where the connections landed.
+    workers = report["scenarios"]["small_prompt_workers2"]["4"]
+    assert workers["sleeps_per_request"] >= 0 and workers["busy_processes"] in (1, 2)
+    assert report["scenarios"]["small_prompt"]["4"]["busy_processes"] == 1
+    split = report["paired"]["--workers 2 vs 1 (small prompt)"]
+    assert split["rounds_one_worker"] + split["rounds_spread"] == split["rounds"]
+    assert "ratio_spread" not in report["paired"]["10,000 prompts vs 12 (small prompt)"]
 
 
 def test_compile_micro_benchmark():
