@@ -117,7 +117,9 @@ def measure(
             ]
             ready = f"http://127.0.0.1:{port}/v1/models"
         else:
-            config = workload.write_config(tmp / "config", mock_port, watch=False, many=MANY if kind == "promptd-many" else 0)
+            config = workload.write_config(
+                tmp / "config", mock_port, watch=False, many=MANY if kind == "promptd-many" else 0
+            )
             argv = ["-m", "promptd", "serve", str(config), "--port", str(port)]
             ready = f"http://127.0.0.1:{port}/healthz"
         out = tmp / "callgrind.out"
