@@ -22,6 +22,7 @@ import time
 from promptd.app import create_app
 from promptd.http.listener import LISTEN_BACKLOG, start_listening
 from promptd.ops.metrics import MULTIPROC_ENV
+from promptd.prompts.heap import fill_holes
 from promptd.prompts.promptset import PromptSet
 from promptd.settings import Settings
 
@@ -97,6 +98,7 @@ async def _serve(settings: Settings, prompts: PromptSet) -> int:
             log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror)
             return 2
     listener = await start_listening(app, settings, sock)
+    fill_holes()  # the process is set up: requests' objects go to whole free pools from now on
     host, port = sock.getsockname()[:2]
     state = app.state
     log.info(

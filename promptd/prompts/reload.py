@@ -24,6 +24,7 @@ import watchfiles
 
 from promptd.errors import ConfigError
 from promptd.prompts.files import Prompt
+from promptd.prompts.heap import fill_holes
 from promptd.prompts.promptset import PromptLoader, PromptSet, scan_packed
 from promptd.prompts.served import ServedPrompts
 
@@ -50,9 +51,11 @@ WATCH_SETTLE_S = 0.1
 def _release(prompts: list[Prompt]) -> None:
     """Drop a retired set's prompts one at a time, so the GIL can switch between
     them. The set itself is left intact and read-only: a handler that still holds
-    it sees every prompt, and whatever it still holds is freed when it lets go."""
+    it sees every prompt, and whatever it still holds is freed when it lets go.
+    Then the holes the build and the retired set left are filled (`heap.py`)."""
     while prompts:
         prompts.pop()
+    fill_holes()
 
 
 def _warm_up() -> None:

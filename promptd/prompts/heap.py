@@ -1,0 +1,90 @@
+"""Packing the heap after a prompt set is loaded.
+
+Loading a prompt set allocates its objects between a great many temporaries
+(parsed TOML, validation, template compilation), and freeing those leaves free
+blocks scattered through the pools of CPython's small-object allocator. The
+allocator serves new objects from partly used pools first, so afterwards every
+request's short-lived objects land in those holes, spread over the set's
+whole heap: with 10,000 prompts loaded, allocation and freeing cost twice as
+much and a request about 5% more CPU than with a dozen (paired runs; callgrind,
+which does not model the TLB, saw +0.4% instructions).
+
+`fill_holes` takes every free block of the partly used pools (one bytes object
+per block, sized to the block) and keeps them, so request objects go to whole
+free pools, a few pages that stay in the caches. The fillers cost no new
+memory: their blocks were already part of the process. A new fill replaces the
+last one (after a reload the retired set's blocks are holes too).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable
+
+# CPython's small-object allocator on 64-bit builds (3.10+): 16 KiB pools with a
+# 48-byte header, blocks in 16-byte size classes up to 512 bytes.
+_POOL_SIZE = 16 * 1024
+_POOL_HEADER = 48
+_BYTES_HEADER = sys.getsizeof(b"")  # a bytes object of n bytes takes this + n
+# The size classes a bytes object can fill (bytes(15) takes 48 bytes). The 16- and
+# 32-byte classes are left: the loop's own temporaries (ints) are allocated there.
+_CLASSES = range(48, 513, 16)
+_MAX_PER_CLASS = 1 << 18  # a guard: a full pool is always found long before
+
+_lock = threading.Lock()
+_fillers: list[object] = []
+
+
+def _pools_as_expected() -> bool:
+    """Whether objects come from pymalloc pools of the expected geometry: the first
+    block of a fresh pool sits right after the pool's header."""
+    if sys.implementation.name != "cpython" or not sysconfig.get_config_var("WITH_PYMALLOC"):
+        return False
+    if os.environ.get("PYTHONMALLOC", "pymalloc") not in ("pymalloc", ""):
+        return False
+    size = 512 - _BYTES_HEADER  # 31 blocks per pool: a few hundred objects start several pools
+    probe = [bytes(size) for _ in range(400)]
+    return any(id(block) % _POOL_SIZE == _POOL_HEADER for block in probe)
+
+
+_ENABLED = _pools_as_expected()
+
+
+def fill_holes() -> int:
+    """Fill the free blocks of every partly used pool; returns how many were filled."""
+    global _fillers
+    if not _ENABLED:
+        return 0
+    with _lock:
+        _fillers = []  # the last fill's blocks are free again, and filled again below
+        fillers: list[object] = []
+        for size in _CLASSES:
+            _fill_class(fillers, size, lambda index, length=size - _BYTES_HEADER: bytes(length))
+        _fillers = fillers
+        return len(fillers)
+
+
+def _fill_class(fillers: list[object], size: int, make: Callable[[int], object]) -> None:
+    """Allocate blocks of one size class until three in a row are a pool's first
+    three: a whole free pool, which hands out its blocks in address order (a
+    partly used pool hands out its free blocks last freed first). From then on the
+    class's allocations come from whole free pools."""
+    run: list[object] = []  # blocks at the start of a pool, in address order
+    for index in range(_MAX_PER_CLASS):
+        block = make(index)
+        offset = id(block) % _POOL_SIZE
+        if offset == _POOL_HEADER + len(run) * size and (not run or id(block) - id(run[-1]) == size):
+            run.append(block)
+            if len(run) == 3:
+                return  # a whole free pool: its three blocks are freed again here
+            continue
+        fillers += run
+        run = []
+        if offset == _POOL_HEADER:
+            run.append(block)
+        else:
+            fillers.append(block)
+    fillers += run

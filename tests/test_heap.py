@@ -1,0 +1,36 @@
+"""The heap packing after a prompt set loads (promptd/prompts/heap.py)."""
+
+from __future__ import annotations
+
+from promptd.prompts import heap
+
+BLOCK = 64  # bytes(31): a 64-byte block
+
+
+def _in_address_order(objects: list[bytes]) -> float:
+    addresses = [id(obj) for obj in objects]
+    return sum(b - a == BLOCK for a, b in zip(addresses, addresses[1:], strict=False)) / (len(addresses) - 1)
+
+
+def test_this_python_has_the_pools_it_expects():
+    assert heap._ENABLED
+
+
+def test_after_a_fill_new_objects_go_to_whole_pools_not_into_holes():
+    kept = [bytes(31) for _ in range(20_000)]
+    del kept[::2]  # 10,000 holes, every other block of the pools these filled
+    scattered = [bytes(31) for _ in range(500)]
+    assert _in_address_order(scattered) < 0.2  # into the holes, 128 bytes apart at best
+    del scattered
+
+    assert heap.fill_holes() >= 10_000 - 500
+    packed = [bytes(31) for _ in range(500)]
+    assert _in_address_order(packed) > 0.9
+
+
+def test_a_new_fill_replaces_the_last_one():
+    kept = [bytes(31) for _ in range(20_000)]
+    del kept[::2]
+    first = heap.fill_holes()
+    second = heap.fill_holes()
+    assert first >= 10_000 and second <= first + 1_000  # the last fill's blocks are reused, not added to
