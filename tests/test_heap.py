@@ -34,3 +34,21 @@ def test_a_new_fill_replaces_the_last_one():
     first = heap.fill_holes()
     second = heap.fill_holes()
     assert first >= 10_000 and second <= first + 1_000  # the last fill's blocks are reused, not added to
+
+
+async def test_a_reload_fills_the_holes_the_retired_set_leaves(make_gateway):
+    """After a reload is served, the retired set is released in a thread and the
+    holes are filled again, a size class per step of the event loop."""
+    from test_reload import prompt, served, wait_until
+
+    client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=False)
+    heap.fill_holes()
+    before = heap._fillers
+    (client.config_dir / "prompts" / "p.toml").write_text(prompt("two"))
+    assert await client.server.app.state.reloader.reload_now()  # what SIGHUP runs
+    assert await served(client) == "two"
+
+    async def refilled() -> bool:
+        return heap._fillers is not before and len(heap._fillers) > 0
+
+    await wait_until(refilled)

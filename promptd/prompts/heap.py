@@ -13,7 +13,9 @@ which does not model the TLB, saw +0.4% instructions).
 per block, sized to the block) and keeps them, so request objects go to whole
 free pools, a few pages that stay in the caches. The fillers cost no new
 memory: their blocks were already part of the process. A new fill replaces the
-last one (after a reload the retired set's blocks are holes too).
+last one (after a reload the retired set's blocks are holes too); after a
+reload it runs one size class at a time on the event loop (`filling`), so
+requests go on between the steps.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # CPython's small-object allocator on 64-bit builds (3.10+): 16 KiB pools with a
 # 48-byte header, blocks in 16-byte size classes up to 512 bytes.
@@ -34,7 +35,6 @@ _BYTES_HEADER = sys.getsizeof(b"")  # a bytes object of n bytes takes this + n
 _CLASSES = range(48, 513, 16)
 _MAX_PER_CLASS = 1 << 18  # a guard: a full pool is always found long before
 
-_lock = threading.Lock()
 _fillers: list[object] = []
 
 
@@ -54,17 +54,23 @@ _ENABLED = _pools_as_expected()
 
 
 def fill_holes() -> int:
-    """Fill the free blocks of every partly used pool; returns how many were filled."""
+    """Fill the free blocks of every partly used pool at once; returns how many were filled."""
+    return sum(filling())
+
+
+def filling() -> Iterator[int]:
+    """The fill, one size class per step (each yields how many blocks it filled);
+    it replaces the last fill once it has run to its end."""
     global _fillers
     if not _ENABLED:
-        return 0
-    with _lock:
-        _fillers = []  # the last fill's blocks are free again, and filled again below
-        fillers: list[object] = []
-        for size in _CLASSES:
-            _fill_class(fillers, size, lambda index, length=size - _BYTES_HEADER: bytes(length))
-        _fillers = fillers
-        return len(fillers)
+        return
+    _fillers = []  # the last fill's blocks are free again, and filled again below
+    fillers: list[object] = []
+    for size in _CLASSES:
+        before = len(fillers)
+        _fill_class(fillers, size, lambda index, length=size - _BYTES_HEADER: bytes(length))
+        yield len(fillers) - before
+    _fillers = fillers
 
 
 def _fill_class(fillers: list[object], size: int, make: Callable[[int], object]) -> None:

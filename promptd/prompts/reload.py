@@ -24,7 +24,7 @@ import watchfiles
 
 from promptd.errors import ConfigError
 from promptd.prompts.files import Prompt
-from promptd.prompts.heap import fill_holes
+from promptd.prompts.heap import filling
 from promptd.prompts.promptset import PromptLoader, PromptSet, scan_packed
 from promptd.prompts.served import ServedPrompts
 
@@ -51,11 +51,17 @@ WATCH_SETTLE_S = 0.1
 def _release(prompts: list[Prompt]) -> None:
     """Drop a retired set's prompts one at a time, so the GIL can switch between
     them. The set itself is left intact and read-only: a handler that still holds
-    it sees every prompt, and whatever it still holds is freed when it lets go.
-    Then the holes the build and the retired set left are filled (`heap.py`)."""
+    it sees every prompt, and whatever it still holds is freed when it lets go."""
     while prompts:
         prompts.pop()
-    fill_holes()
+
+
+async def _retire(prompts: list[Prompt]) -> None:
+    """Release a retired set in a thread, then fill the holes it and the build left
+    in the allocator's pools (`heap.py`), a size class per step of the event loop."""
+    await asyncio.get_running_loop().run_in_executor(None, _release, prompts)
+    for _ in filling():
+        await asyncio.sleep(0)
 
 
 def _warm_up() -> None:
@@ -71,6 +77,7 @@ class Reloader:
         self.served = served
         self._dirty = asyncio.Event()
         self._builder: ProcessPoolExecutor | None = None
+        self._retiring: asyncio.Task[None] | None = None
 
     def _builder_pool(self) -> ProcessPoolExecutor:
         if self._builder is None:
@@ -82,6 +89,8 @@ class Reloader:
             self._builder_pool().submit(_warm_up)
 
     def close(self) -> None:
+        if self._retiring is not None:
+            self._retiring.cancel()
         if self._builder is not None:
             self._builder.shutdown(wait=False, cancel_futures=True)
             self._builder = None
@@ -116,7 +125,9 @@ class Reloader:
         changed = retired is not None
         dropped = list((retired if retired is not None else new).prompts.values())
         del retired
-        asyncio.get_running_loop().run_in_executor(None, _release, dropped)
+        if self._retiring is not None:
+            self._retiring.cancel()  # a newer set is retiring the last one: its fill starts over
+        self._retiring = asyncio.get_running_loop().create_task(_retire(dropped))
         return changed
 
     async def reload_now(self, settle: bool = False) -> bool:
