@@ -333,7 +333,7 @@ async def run(args: argparse.Namespace) -> dict:
                     file=sys.stderr,
                 )
         if not args.only:
-            report["paired"] = await paired_runs(args, promptd, many, workers, twin, small)
+            report["paired"] = await paired_runs(args, promptd, many, workers, twin, baseline, small)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -345,7 +345,13 @@ CONSOLE_SCRIPT = "console.js"
 
 
 async def paired_runs(
-    args: argparse.Namespace, promptd: Server, many: Server, workers: Server, twin: Server, small: bytes
+    args: argparse.Namespace,
+    promptd: Server,
+    many: Server,
+    workers: Server,
+    twin: Server,
+    baseline: Server,
+    small: bytes,
 ) -> dict:
     """A/B comparisons the noise of a shared machine would hide in separate runs:
     the two sides alternate in short rounds (A B, B A, ...); the ratio is the
@@ -359,6 +365,7 @@ async def paired_runs(
     url = "/v1/chat/completions"
     responses_url = "/v1/responses"
     no_usage = {"X-Mock-Usage": "off"}  # the mock's answer without `usage`: nothing to count
+    plain_1mb, compiled_1mb = workload.sized_bodies(workload.BODY_SIZES["1mb"])
     Side = tuple[Server, str, bytes, dict[str, str]]
     pairs: dict[str, tuple[Side, Side]] = {
         # How far two processes of the same code and config differ in this run: the noise
@@ -375,6 +382,10 @@ async def paired_runs(
             (promptd, url, rollout, {}),
             (promptd, url, small_user, no_usage),
         ),
+        # The body-size scenarios' largest case, against the forwarder with the same body: the
+        # forwarder's own CPU per MB moves by half between runs of the table.
+        "1 MB body: passthrough vs the forwarder": ((promptd, url, plain_1mb, {}), (baseline, url, plain_1mb, {})),
+        "1 MB body: compile vs the forwarder": ((promptd, url, compiled_1mb, {}), (baseline, url, plain_1mb, {})),
     }
     out = {}
     for name, (side_a, side_b) in pairs.items():

@@ -51,6 +51,8 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "responses vs chat completions (small prompt)",
         "rollout vs the same request without one",
         "rollout + usage-bearing answer vs neither",
+        "1 MB body: passthrough vs the forwarder",
+        "1 MB body: compile vs the forwarder",
     }
     assert all(r["ratio"] > 0 for r in report["paired"].values())
     # Where the CPU goes besides promptd's code: event-loop sleeps, and with --workers where the connections landed.
