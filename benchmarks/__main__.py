@@ -1,6 +1,6 @@
 """promptd's load tests, in one command.
 
-    python -m benchmarks                      # the full suite, about 3 minutes
+    python -m benchmarks                      # the full suite, about 10 minutes
     python -m benchmarks --quick              # a few hundred requests per scenario (CI)
     python -m benchmarks --compare-url http://127.0.0.1:4000/v1/chat/completions
 
