@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 # CPython's small-object allocator on 64-bit builds (3.10+): 16 KiB pools with a
 # 48-byte header, blocks in 16-byte size classes up to 512 bytes.
@@ -68,19 +68,20 @@ def filling() -> Iterator[int]:
     fillers: list[object] = []
     for size in _CLASSES:
         before = len(fillers)
-        _fill_class(fillers, size, lambda index, length=size - _BYTES_HEADER: bytes(length))
+        _fill_class(fillers, size)
         yield len(fillers) - before
     _fillers = fillers
 
 
-def _fill_class(fillers: list[object], size: int, make: Callable[[int], object]) -> None:
+def _fill_class(fillers: list[object], size: int) -> None:
     """Allocate blocks of one size class until three in a row are a pool's first
     three: a whole free pool, which hands out its blocks in address order (a
     partly used pool hands out its free blocks last freed first). From then on the
     class's allocations come from whole free pools."""
+    length = size - _BYTES_HEADER
     run: list[object] = []  # blocks at the start of a pool, in address order
-    for index in range(_MAX_PER_CLASS):
-        block = make(index)
+    for _ in range(_MAX_PER_CLASS):
+        block = bytes(length)
         offset = id(block) % _POOL_SIZE
         if offset == _POOL_HEADER + len(run) * size and (not run or id(block) - id(run[-1]) == size):
             run.append(block)
