@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
@@ -33,6 +35,7 @@ from benchmarks.loadgen import LoadResult, builtin_load, have_wrk, percentiles, 
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -73,22 +76,20 @@ class Server:
 
     def usage(self) -> dict[int, float]:
         """CPU seconds so far of each of the server's processes."""
+        return self._each(workload.cpu_seconds)
+
+    def sleeps(self) -> int:
+        return sum(self._each(workload.sleeps).values())
+
+    def _each(self, read: Callable[[int], T]) -> dict[int, T]:
+        """`read` of each of the server's processes still running."""
         out = {}
         for pid in self.pids():
             try:
-                out[pid] = workload.cpu_seconds(pid)
+                out[pid] = read(pid)
             except OSError:
                 pass
         return out
-
-    def sleeps(self) -> int:
-        total = 0
-        for pid in self.pids():
-            try:
-                total += workload.sleeps(pid)
-            except OSError:
-                pass
-        return total
 
     def rss_mb(self) -> float:
         return round(sum(workload.peak_rss_mb(pid) for pid in self.pids()), 1)

@@ -148,16 +148,17 @@ def sleeps(pid: int) -> int:
     """How many times the process's main thread (the event loop) went to sleep:
     its voluntary context switches. Each costs a wake-up later, which on a
     virtual machine is tens of µs of CPU."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("voluntary_ctxt_switches:"):
-                return int(line.split()[1])
-    return 0
+    return _status(pid, "voluntary_ctxt_switches")
 
 
 def peak_rss_mb(pid: int) -> float:
+    return _status(pid, "VmHWM") / 1024
+
+
+def _status(pid: int, field: str) -> int:
+    """One number from /proc/<pid>/status (0 when it is not there)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0

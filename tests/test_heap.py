@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from test_reload import prompt, served, wait_until
+
 from promptd.prompts import heap
 
 BLOCK = 64  # bytes(31): a 64-byte block
@@ -39,8 +41,6 @@ def test_a_new_fill_replaces_the_last_one():
 async def test_a_reload_fills_the_holes_the_retired_set_leaves(make_gateway):
     """After a reload is served, the retired set is released in a thread and the
     holes are filled again, a size class per step of the event loop."""
-    from test_reload import prompt, served, wait_until
-
     client = await make_gateway(prompts={"p.toml": prompt("one")}, watch=False)
     heap.fill_holes()
     before = heap._fillers
