@@ -4,15 +4,20 @@ raw sockets against the real app in front of the recording upstream."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import os
 import re
 
 import orjson
 import pytest
 
-from promptd.http.protocol import MAX_FIELD, MAX_TARGET
+from promptd.http import protocol
+from promptd.http.protocol import HELD_FROM, MAX_FIELD, MAX_TARGET
 
 CHAT = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+# A body large enough to be received into one buffer of its announced length.
+LARGE = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 'x \\ "y" ' * 40_000}]})
 
 
 class Wire:
@@ -238,3 +243,103 @@ async def test_idle_connections_close_when_the_server_drains(make_gateway, conne
     assert (await wire.answer())[0] == 200
     await client.server.close()
     assert await wire.closed()
+
+
+def held(client) -> int:
+    """Bytes the server holds for large bodies announced but not yet arrived."""
+    return client.server.listener.connections.held
+
+
+async def gone(client, timeout: float = 5) -> None:
+    """Wait until the server has seen every client connection close."""
+    async with asyncio.timeout(timeout):
+        while client.server.listener.connections.open:
+            await asyncio.sleep(0.01)
+
+
+async def test_large_bodies_arrive_whole_however_the_bytes_are_cut(make_gateway, upstream, connect):
+    """A large body is read straight into its buffer: in one write with the next
+    request behind it, and in writes whose cuts fall anywhere."""
+    assert len(LARGE) > 4 * HELD_FROM
+    client = await make_gateway()
+    wire = await connect(client)
+    pipelined = post("/v1/chat/completions", LARGE) + post("/v1/chat/completions", CHAT)
+    await wire.send(pipelined + post("/v1/chat/completions", LARGE))
+    for _ in range(3):
+        assert (await wire.answer())[0] == 200
+    for cut in (7001, 65536 + 3):
+        for start in range(0, len(pipelined), cut):
+            await wire.send(pipelined[start : start + cut])
+            await asyncio.sleep(0)
+        assert (await wire.answer())[0] == 200 and (await wire.answer())[0] == 200
+    assert [r["raw"] for r in upstream.requests] == [LARGE, CHAT, LARGE, LARGE, CHAT, LARGE, CHAT]
+    assert held(client) == 0
+
+
+async def test_a_large_gzip_body_and_a_large_body_behind_100_continue(make_gateway, upstream, connect):
+    text = base64.b64encode(os.urandom(300_000)).decode()  # does not compress below HELD_FROM
+    body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]})
+    packed = gzip.compress(body)
+    assert len(packed) > HELD_FROM
+    client = await make_gateway()
+    wire = await connect(client)
+    await wire.send(post("/v1/chat/completions", packed, "Content-Encoding: gzip"))
+    assert (await wire.answer())[0] == 200
+    assert upstream.last["raw"] == body and "content-encoding" not in {k.lower() for k in upstream.last["headers"]}
+    await wire.send(
+        post("/v1/chat/completions", b"", "Expect: 100-continue")[: -len("\r\n")].replace(
+            b"Content-Length: 0", b"Content-Length: %d" % len(LARGE)
+        )
+        + b"\r\n"
+    )
+    assert (await wire.answer())[0] == 100
+    await wire.send(LARGE)
+    assert (await wire.answer())[0] == 200 and upstream.last["raw"] == LARGE
+
+
+async def test_a_large_body_cut_short_by_the_client_releases_what_it_held(make_gateway, upstream, connect):
+    client = await make_gateway()
+    wire = await connect(client)
+    await wire.send(post("/v1/chat/completions", LARGE)[: len(LARGE) // 3])
+    async with asyncio.timeout(5):
+        while not held(client):
+            await asyncio.sleep(0.01)
+    await wire.close()
+    await gone(client)
+    assert held(client) == 0 and upstream.requests == []
+    wire = await connect(client)
+    await wire.send(post("/v1/chat/completions", LARGE))
+    assert (await wire.answer())[0] == 200 and upstream.last["raw"] == LARGE
+
+
+async def test_past_the_held_budget_large_bodies_come_in_pieces(make_gateway, upstream, connect, monkeypatch):
+    """Memory for bodies announced but not sent is bounded: a body past the budget
+    is received piece by piece, as it arrives, and reaches the upstream the same."""
+    monkeypatch.setattr(protocol, "HELD_BUDGET", len(LARGE) + 1000)
+    client = await make_gateway()
+    first, second = await connect(client), await connect(client)
+    request = post("/v1/chat/completions", LARGE)
+    await first.send(request[:1000])
+    async with asyncio.timeout(5):
+        while not held(client):
+            await asyncio.sleep(0.01)
+    awaited = held(client)
+    await second.send(request)  # past the budget: not held
+    assert (await second.answer())[0] == 200 and upstream.last["raw"] == LARGE
+    assert held(client) == awaited
+    await first.send(request[1000:])
+    assert (await first.answer())[0] == 200 and upstream.last["raw"] == LARGE
+    assert held(client) == 0
+
+
+async def test_a_large_body_refused_before_it_is_read_is_drained_then_closed(make_gateway, upstream, connect):
+    client = await make_gateway(auth='api_keys = "env:KEYS"', env={"KEYS": "pk-1"})
+    wire = await connect(client)
+    request = post("/v1/chat/completions", LARGE, "Authorization: Bearer nope")
+    await wire.send(request[:2000])
+    status, headers, body = await wire.answer()  # refused from its head: the body is not waited for
+    assert status == 401 and headers["connection"] == "close"
+    await wire.send(request[2000:])  # what the client still sends is read and dropped, then the close
+    assert await wire.closed()
+    await gone(client)
+    assert held(client) == 0 and upstream.requests == []

@@ -107,6 +107,40 @@ async def test_sigterm_lets_an_in_flight_stream_finish(daemon, tmp_path, upstrea
     assert any(line.get("msg") == "stopped" for line in d.lines())
 
 
+async def test_large_bodies_on_the_served_event_loop(daemon, tmp_path, upstream):
+    """The daemon's own loop (uvloop) receives large bodies into one buffer: whole,
+    pipelined and in cuts that fall anywhere, as passthrough and compiled."""
+    prompt = '[[versions]]\nversion = 1\nmodel = "gpt-4o"\nmessages = [{ role = "system", content = "x" }]\n'
+    config = write_config(tmp_path / "c", {"p.toml": prompt}, upstream_url=upstream.url)
+    d = daemon(config)
+    await d.wait_ready()
+    conversation = [
+        {"role": "user", "content": f"{i}: " + 'ü \\ "q" ' * 100} for i in range(600)
+    ]  # under the recorder's 1 MB
+    plain = orjson.dumps({"model": "gpt-4o-mini", "messages": conversation})
+    compiled = orjson.dumps({"prompt_id": "p", "model": "gpt-4o-mini", "messages": conversation})
+    requests = b"".join(
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        for body in (plain, compiled, plain)
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
+    for cut in (len(requests), 9000):
+        for start in range(0, len(requests), cut):
+            writer.write(requests[start : start + cut])
+            await writer.drain()
+        for _ in range(3):
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+    writer.close()
+    assert [r["raw"] for r in upstream.requests if r["body"]["messages"][0]["role"] == "user"] == [plain] * 4
+    sent_compiled = [r["body"] for r in upstream.requests if r["body"]["messages"][0]["role"] == "system"]
+    assert sent_compiled == [{"model": "gpt-4o", "messages": [{"role": "system", "content": "x"}, *conversation]}] * 2
+    assert d.stop() == 0
+
+
 async def test_sighup_forces_a_reload(daemon, tmp_path):
     config = write_config(tmp_path / "c", {"p.toml": PROMPT % "before"}, watch=False)
     d = daemon(config)

@@ -19,7 +19,7 @@ from promptd.http.messages import Request, body_too_large
 from promptd.jsonio import decode_json
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes | bytearray:
     """The whole body, decoded from its Content-Encoding; it must arrive within `timeout`."""
     length = request.content_length
     if length is not None and length > limit:

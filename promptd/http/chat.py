@@ -104,7 +104,7 @@ async def passthrough(request: Request, state: AppState, exchange: Exchange) -> 
     path = upstream_path(request)
     raw = await read_body(request, state.settings.max_body_bytes, state.settings.client_timeout_s)
     model = None
-    if raw.lstrip()[:1] == b"{":
+    if raw[:1] == b"{" or raw.lstrip()[:1] == b"{":  # (a large body is a bytearray: lstrip copies it)
         try:
             members = top_level(raw)
         except BadRequest:

@@ -68,7 +68,8 @@ class Request:
         "content_length",
         "_path",
         "_chunks",
-        "_size",
+        "held",
+        "received",
         "complete",
         "too_large",
         "broken",
@@ -96,7 +97,9 @@ class Request:
         self.content_length = int(length) if length is not None and length.isdigit() else None
         self._path: str | None = None
         self._chunks: list[bytes] = []
-        self._size = 0
+        # A large body's place, its announced length, filled as it arrives (instead of in pieces).
+        self.held: bytearray | None = None
+        self.received = 0  # bytes of the body so far
         self.complete = False  # the whole body is in
         self.too_large = False  # the body passed the limit; what came after was dropped
         self.broken: str | None = None  # the body is malformed HTTP (bad chunking): why
@@ -118,11 +121,30 @@ class Request:
         return self.connection.transport
 
     # -- filled by the connection
+    def hold(self, length: int) -> memoryview:
+        """Receive the rest of the body into one buffer of its announced `length`
+        (the pieces so far are copied in); the part still to be filled."""
+        buffer = self.held = bytearray(length)
+        size = 0
+        for chunk in self._chunks:
+            buffer[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        self._chunks.clear()
+        return memoryview(buffer)[size:]
+
+    def filled(self, size: int) -> None:
+        """`size` more bytes of the body were received straight into the held buffer."""
+        self.received += size
+
+    def awaited(self) -> int:
+        """Bytes of a held body that have not arrived yet."""
+        return len(self.held) - self.received if self.held is not None else 0
+
     def feed(self, chunk: bytes, limit: int) -> None:
         if self.too_large:
             return
-        self._size += len(chunk)
-        if self._size > limit:
+        self.received += len(chunk)
+        if self.received > limit:
             self.too_large = True
             self._chunks.clear()
             arrived = self._arrived
@@ -138,9 +160,10 @@ class Request:
             arrived.set_result(None)
 
     # -- for handlers
-    async def read(self, limit: int) -> bytes:
+    async def read(self, limit: int) -> bytes | bytearray:
         """The body, decoded from its Content-Encoding; `BodyTooLarge` beyond `limit`
-        bytes (before or after decoding), `BadRequest` if it does not decode."""
+        bytes (before or after decoding), `BadRequest` if it does not decode. A large
+        body is the bytearray it was received into: read-only from here on."""
         if not self.complete:
             if not self._continue_sent and self.headers.get("Expect", "").lower() == "100-continue":
                 self._continue_sent = True
@@ -152,8 +175,11 @@ class Request:
             raise BadRequest(self.broken, code="malformed_request", headers={"Connection": "close"})
         if self.too_large:
             raise body_too_large(limit)
-        chunks = self._chunks
-        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self.held is not None:
+            raw: bytes | bytearray = self.held
+        else:
+            chunks = self._chunks
+            raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         encoding = self.headers.get("Content-Encoding")
         if encoding is not None:
             raw = decompress(raw, encoding, limit)

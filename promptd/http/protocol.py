@@ -11,6 +11,11 @@ What it does for every connection:
 - keep-alive and pipelining: requests are answered one at a time, in order;
 - `Expect: 100-continue`: the interim answer is sent when the handler reads the body;
 - limits: the request line, each header and the header block, the body (413);
+- a large body (a Content-Length of `HELD_FROM` or more) that one read did not
+  bring whole is received straight into one buffer of its length: the event loop
+  reads into it, with no bytes object per read, no parser pass and no join. What
+  clients announced and have not sent yet holds at most `HELD_BUDGET` bytes;
+  past it, bodies come in pieces as before;
 - client timeouts: a request's head must arrive within `client_timeout_s` of its
   first byte (or of the connection opening); an idle keep-alive connection is
   closed after `keepalive_timeout_s`. A sweeper checks every connection a few
@@ -50,6 +55,8 @@ MAX_FIELD = 65536  # bytes of one header value
 MAX_HEAD = 256 * 1024  # bytes of all the headers of one request
 LINGER_S = 5.0  # how long an unread body is drained after the answer before the connection closes
 _MAX_QUEUED = 8  # pipelined requests parsed ahead of the one being answered; then reading pauses
+HELD_FROM = 64 * 1024  # bodies with at least this Content-Length are received into one buffer
+HELD_BUDGET = 64 * 1024 * 1024  # bytes of such buffers still awaited from clients; past it, bodies come in pieces
 _NO_BODY = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -108,6 +115,7 @@ class Connections:
         self.idle_timeout = settings.keepalive_timeout_s
         self.open: set[HttpConnection] = set()
         self.closing = False  # shutting down: answer what is in flight, then close
+        self.held = 0  # bytes announced by held bodies that have not arrived yet
 
     def new(self) -> HttpConnection:
         return HttpConnection(self)
@@ -184,6 +192,8 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.open.discard(self)
         self.transport = None
+        if self.incoming is not None:
+            self.connections.held -= self.incoming.awaited()  # never to arrive
         if self.task is not None:
             self.task.cancel()
         waiter = self._drain_waiter
@@ -221,6 +231,34 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(str(reason) if reason else "malformed HTTP request", type(exc).__name__)
         except httptools.HttpParserError as exc:
             self._refuse("malformed HTTP request", type(exc).__name__)
+        incoming = self.incoming
+        if incoming is not None and not self.stopped:
+            self._hold(incoming)
+
+    def _hold(self, request: Request) -> None:
+        """A body still to come after this read: when it is large, its rest is read
+        straight into one buffer of its announced length (`_HeldBody`)."""
+        length = request.content_length
+        connections = self.connections
+        transport = self.transport
+        if (
+            length is None
+            or not HELD_FROM <= length <= connections.max_body
+            or request.too_large  # past the limit, or an answered request's body being dropped
+            or "Transfer-Encoding" in request.headers
+            or connections.held + length - request.received > HELD_BUDGET
+            or transport is None
+        ):
+            return
+        sink = request.hold(length)
+        connections.held += len(sink)
+        transport.set_protocol(_HeldBody(self, request, sink))
+
+    def held_body_received(self) -> None:
+        """A held body's last bytes arrived (in `_HeldBody`): reading is back here."""
+        # This parser still counts the body it did not see: a new one reads the next request.
+        self.parser = httptools.HttpRequestParser(self)
+        self.on_message_complete()
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
@@ -468,6 +506,46 @@ class HttpConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+class _HeldBody(asyncio.BufferedProtocol):
+    """The connection's protocol while the rest of a held body arrives: the event
+    loop reads straight into the body's buffer (no bytes object per read, no
+    parser, no join). Everything else a transport tells its protocol goes on to
+    the connection; with the last byte, the connection is the protocol again."""
+
+    __slots__ = ("connection", "request", "sink")
+
+    def __init__(self, connection: HttpConnection, request: Request, sink: memoryview) -> None:
+        self.connection = connection
+        self.request = request
+        self.sink = sink
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.sink
+
+    def buffer_updated(self, nbytes: int) -> None:
+        connection = self.connection
+        self.request.filled(nbytes)
+        connection.connections.held -= nbytes
+        if nbytes < len(self.sink):
+            self.sink = self.sink[nbytes:]
+            return
+        if connection.transport is not None:
+            connection.transport.set_protocol(connection)
+        connection.held_body_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connection.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.connection.eof_received()
+
+    def pause_writing(self) -> None:
+        self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.connection.resume_writing()
 
 
 def _connection_header(request: Request, keep_alive: bool) -> str:

@@ -30,7 +30,7 @@ class Call:
         state: AppState,
         exchange: Exchange,
         path: str,
-        raw: bytes | tuple[bytes | memoryview, ...],
+        raw: bytes | bytearray | tuple[bytes | memoryview, ...],
         body: dict[str, Any] | None,
         headers: dict[str, str],
     ) -> None:
@@ -42,10 +42,10 @@ class Call:
         self.body = body
         self.headers = headers  # added to the client's answer (x-request-id, x-promptd-*)
 
-    def whole_raw(self) -> bytes:
-        """The body to send as one bytes object (joined when it is in pieces)."""
+    def whole_raw(self) -> bytes | bytearray:
+        """The body to send as one buffer (joined when it is in pieces)."""
         raw = self.raw
-        return raw if raw.__class__ is bytes else b"".join(raw)  # type: ignore[return-value, arg-type]
+        return b"".join(raw) if raw.__class__ is tuple else raw  # type: ignore[return-value, arg-type]
 
 
 class Upstream:

@@ -429,7 +429,7 @@ class UpstreamClient:
         method: str,
         path: str,
         headers: list[tuple[str, str]],
-        body: bytes | tuple[bytes | memoryview, ...],
+        body: bytes | bytearray | tuple[bytes | memoryview, ...],
         *,
         connect_timeout: float,
         read_timeout: float,
@@ -438,14 +438,15 @@ class UpstreamClient:
         for name, value in headers:
             if "\r" not in value and "\n" not in value:
                 lines.append(f"{name}: {value}\r\n")
-        length = len(body) if body.__class__ is bytes else sum(map(len, body))
+        pieces = body.__class__ is tuple
+        length = sum(map(len, body)) if pieces else len(body)
         if length or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             lines.append(f"Content-Length: {length}\r\n")
         lines.append("\r\n")
         head = "".join(lines).encode("utf-8", "surrogateescape")
         # A large body is not copied behind the head: the pieces go out in one writev.
-        if body.__class__ is not bytes:
-            request: tuple[bytes | memoryview, ...] = (head, *body)
+        if pieces:
+            request: tuple[bytes | bytearray | memoryview, ...] = (head, *body)
         elif length < _COPY_BODY_BELOW:
             request = (head + body,)
         else:
