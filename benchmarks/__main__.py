@@ -55,7 +55,8 @@ class Server:
             self.process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         self.started = time.perf_counter()
         self.ready_after = 0.0
-        self.workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        several = next((flag for flag in ("--workers", "--processes") if flag in args), None)
+        self.workers = int(args[args.index(several) + 1]) if several else 1
 
     @property
     def main_pid(self) -> int | None:
@@ -273,6 +274,22 @@ async def run(args: argparse.Namespace) -> dict:
             ],
             base_port,
         )
+        # The control of the --workers pair: the forwarder served by two processes.
+        base2_port = free_port()
+        baseline2 = start(
+            "baseline-processes2",
+            [
+                "-m",
+                "benchmarks.baseline_forwarder",
+                "--port",
+                str(base2_port),
+                "--upstream",
+                f"http://127.0.0.1:{mock_port}",
+                "--processes",
+                "2",
+            ],
+            base2_port,
+        )
         config = workload.write_config(tmp / "config", mock_port)
         p_port = free_port()
         promptd = start("promptd", promptd_args(config, p_port), p_port)
@@ -281,7 +298,7 @@ async def run(args: argparse.Namespace) -> dict:
         # The paired runs' control: a second process with the first one's config (A/A).
         t_port = free_port()
         twin = start("promptd-twin", promptd_args(config, t_port), t_port)
-        for server in (mock, baseline, promptd, workers, twin):
+        for server in (mock, baseline, baseline2, promptd, workers, twin):
             await server.wait_ready(
                 "/v1/models" if server is mock else "/healthz" if server.name.startswith("promptd") else "/v1/models"
             )
@@ -334,7 +351,7 @@ async def run(args: argparse.Namespace) -> dict:
                     file=sys.stderr,
                 )
         if not args.only:
-            report["paired"] = await paired_runs(args, promptd, many, workers, twin, baseline, small)
+            report["paired"] = await paired_runs(args, promptd, many, workers, twin, baseline, baseline2, small, plain)
     finally:
         for server in reversed(servers):
             server.stop()
@@ -352,7 +369,9 @@ async def paired_runs(
     workers: Server,
     twin: Server,
     baseline: Server,
+    baseline2: Server,
     small: bytes,
+    plain: bytes,
 ) -> dict:
     """A/B comparisons the noise of a shared machine would hide in separate runs:
     the two sides alternate in short rounds (A B, B A, ...); the ratio is the
@@ -374,6 +393,8 @@ async def paired_runs(
         "control: a second process vs the first (same config)": ((twin, url, small, {}), (promptd, url, small, {})),
         "10,000 prompts vs 12 (small prompt)": ((many, url, small, {}), (promptd, url, small, {})),
         "--workers 2 vs 1 (small prompt)": ((workers, url, small, {}), (promptd, url, small, {})),
+        # The same question asked of the forwarder: what two processes cost any server on this machine.
+        "the forwarder: 2 processes vs 1": ((baseline2, url, plain, {}), (baseline, url, plain, {})),
         "responses vs chat completions (small prompt)": (
             (promptd, responses_url, small, {}),
             (promptd, url, small, {}),
@@ -494,8 +515,8 @@ def markdown(report: dict) -> str:
             if "ratio_spread" in r:
                 lines += [
                     "",
-                    f"{name}, by where the rounds' connections landed: all on one worker in {r['rounds_one_worker']} "
-                    f"rounds (A / B {r['ratio_one_worker']}), spread over the workers in {r['rounds_spread']} "
+                    f"{name}, by where the rounds' connections landed: all on one process in {r['rounds_one_worker']} "
+                    f"rounds (A / B {r['ratio_one_worker']}), spread over the processes in {r['rounds_spread']} "
                     f"(A / B {r['ratio_spread']}).",
                 ]
     if "startup" in report:

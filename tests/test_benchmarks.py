@@ -48,6 +48,7 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
         "control: a second process vs the first (same config)",
         "10,000 prompts vs 12 (small prompt)",
         "--workers 2 vs 1 (small prompt)",
+        "the forwarder: 2 processes vs 1",
         "responses vs chat completions (small prompt)",
         "rollout vs the same request without one",
         "rollout + usage-bearing answer vs neither",
@@ -61,6 +62,8 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
     assert report["scenarios"]["small_prompt"]["4"]["busy_processes"] == 1
     split = report["paired"]["--workers 2 vs 1 (small prompt)"]
     assert split["rounds_one_worker"] + split["rounds_spread"] == split["rounds"]
+    control = report["paired"]["the forwarder: 2 processes vs 1"]  # the control of the --workers pair
+    assert control["rounds_one_worker"] + control["rounds_spread"] == control["rounds"]
     assert "ratio_spread" not in report["paired"]["10,000 prompts vs 12 (small prompt)"]
 
 
