@@ -1,6 +1,6 @@
 """promptd's load tests, in one command.
 
-    python -m benchmarks                      # the full suite, about 10 minutes
+    python -m benchmarks                      # the full suite, about 12 minutes
     python -m benchmarks --quick              # a few hundred requests per scenario (CI)
     python -m benchmarks --compare-url http://127.0.0.1:4000/v1/chat/completions
 
@@ -309,16 +309,7 @@ async def run(args: argparse.Namespace) -> dict:
         small = workload.body_bytes(workload.SMALL_BODY)
         large = workload.body_bytes(workload.LARGE_BODY)
         path = "/v1/chat/completions"
-        # Body sizes (first concurrency level only): each against the forwarder with the same body.
-        sized: list[tuple[str, Server, bytes | None, bool]] = []
-        for label, size in workload.BODY_SIZES.items():
-            passthrough_body, compiled_body = workload.sized_bodies(size)
-            sized += [
-                (f"baseline_{label}", baseline, passthrough_body, False),
-                (f"passthrough_{label}", promptd, passthrough_body, False),
-                (f"compile_{label}", promptd, compiled_body, False),
-            ]
-        sized.append(("console_script", promptd, None, False))  # GET /ui/console.js, served from memory
+        console = [("console_script", promptd, None, False)]  # GET /ui/console.js, served from memory
         scenarios = [
             ("direct", mock, plain, False),
             ("baseline", baseline, plain, False),
@@ -336,7 +327,7 @@ async def run(args: argparse.Namespace) -> dict:
         if args.compare_url:
             scenarios.append(("compare", OtherGateway(args.compare_pid), plain, False))
         for index, concurrency in enumerate(args.concurrency):
-            for name, server, body, stream in scenarios + (sized if index == 0 else []):
+            for name, server, body, stream in scenarios + (console if index == 0 else []):
                 if args.only and name not in args.only:
                     continue
                 target = "/v1/responses" if name.endswith("_responses") else path
@@ -350,6 +341,8 @@ async def run(args: argparse.Namespace) -> dict:
                     f" {result['rps']:>9} req/s  {result['cpu_us_per_request']} µs CPU/req  errors {result['errors']}",
                     file=sys.stderr,
                 )
+        if not args.only or any(name.endswith(tuple(workload.BODY_SIZES)) for name in args.only):
+            await sized_runs(args, report, baseline, promptd)
         if not args.only:
             report["paired"] = await paired_runs(args, promptd, many, workers, twin, baseline, baseline2, small, plain)
     finally:
@@ -360,6 +353,44 @@ async def run(args: argparse.Namespace) -> dict:
 
 
 CONSOLE_SCRIPT = "console.js"
+
+
+async def sized_runs(args: argparse.Namespace, report: dict, baseline: Server, promptd: Server) -> None:
+    """Request bodies of each size (first concurrency level only) through the forwarder,
+    promptd passthrough and promptd compiling, in interleaved passes (the order turns
+    each pass); each scenario's row is its pass of median CPU. One pass of each, one
+    after the other, moved the 1 MB ratios by a third between runs: the forwarder's
+    own CPU per 1 MB request ranged from 556 to 1,055 µs."""
+    passes = 1 if args.quick else 3
+    seconds = args.duration if args.quick else max(1.0, args.duration / 2)
+    concurrency = args.concurrency[0]
+    url = "/v1/chat/completions"
+    for label, size in workload.BODY_SIZES.items():
+        plain, compiled = workload.sized_bodies(size)
+        sides = [
+            (f"baseline_{label}", baseline, plain),
+            (f"passthrough_{label}", promptd, plain),
+            (f"compile_{label}", promptd, compiled),
+        ]
+        results: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
+        for turn in range(passes):
+            for name, server, body in sides[turn:] + sides[:turn]:
+                if args.only and name not in args.only:
+                    continue
+                results[name].append(await measure(server, server.url + url, body, concurrency, args, duration=seconds))
+        for name, runs in results.items():
+            if not runs:
+                continue
+            runs.sort(key=lambda r: r["cpu_us_per_request"] or 0.0)
+            result = runs[len(runs) // 2]
+            result["passes"] = len(runs)
+            result["errors"] = sum(r["errors"] for r in runs)  # of every pass
+            report["scenarios"].setdefault(name, {})[str(concurrency)] = result
+            print(
+                f"  {name:<24} c={concurrency:<4} {result['rps']:>9} req/s  {result['cpu_us_per_request']} µs CPU/req"
+                f" (median of {len(runs)} passes)  errors {result['errors']}",
+                file=sys.stderr,
+            )
 
 
 async def paired_runs(
@@ -438,8 +469,8 @@ def _paired_summary(rounds: int, a: list[dict], b: list[dict], by_spread: bool =
         "rounds": rounds,
         "cpu_us_a": round(statistics.median(cpu(a)), 1),
         "cpu_us_b": round(statistics.median(cpu(b)), 1),
-        "sleeps_a": statistics.median(r["sleeps_per_request"] for r in a),
-        "sleeps_b": statistics.median(r["sleeps_per_request"] for r in b),
+        "sleeps_a": round(statistics.median(r["sleeps_per_request"] for r in a), 2),
+        "sleeps_b": round(statistics.median(r["sleeps_per_request"] for r in b), 2),
         "ratio": round(statistics.median(ratios), 3) if ratios else None,
     }
     if by_spread:

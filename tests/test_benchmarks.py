@@ -44,6 +44,7 @@ def test_suite_runs_every_scenario_without_errors(tmp_path):
     assert report["reload"]["full"]["errors"] == 0 and report["reload"]["one_file"]["files_changed"] == 1
     assert "| small_prompt | 4 |" in (tmp_path / "latest.md").read_text()
     assert report["scenarios"]["compile_1mb"]["4"]["cpu_ratio_vs_baseline"] > 0  # against baseline_1mb
+    assert report["scenarios"]["baseline_1mb"]["4"]["passes"] == 1  # interleaved passes: 3 in a full run
     assert set(report["paired"]) == {
         "control: a second process vs the first (same config)",
         "10,000 prompts vs 12 (small prompt)",
