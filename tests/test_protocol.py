@@ -341,5 +341,12 @@ async def test_a_large_body_refused_before_it_is_read_is_drained_then_closed(mak
     assert status == 401 and headers["connection"] == "close"
     await wire.send(request[2000:])  # what the client still sends is read and dropped, then the close
     assert await wire.closed()
+    # A client waiting for 100 Continue has sent nothing of its body: nothing is held for it.
+    wire = await connect(client)
+    await wire.send(request[: request.index(b"\r\n\r\n")] + b"\r\nExpect: 100-continue\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert held(client) == 0
+    status, headers, _ = await wire.answer()
+    assert status == 401 and headers["connection"] == "close" and await wire.closed()
     await gone(client)
     assert held(client) == 0 and upstream.requests == []

@@ -11,8 +11,9 @@ What it does for every connection:
 - keep-alive and pipelining: requests are answered one at a time, in order;
 - `Expect: 100-continue`: the interim answer is sent when the handler reads the body;
 - limits: the request line, each header and the header block, the body (413);
-- a large body (a Content-Length of `HELD_FROM` or more) that one read did not
-  bring whole is received straight into one buffer of its length: the event loop
+- a large body (a Content-Length of `HELD_FROM` or more) that has started arriving
+  but that one read did not bring whole is received straight into one buffer of
+  its length: the event loop
   reads into it, with no bytes object per read, no parser pass and no join. What
   clients announced and have not sent yet holds at most `HELD_BUDGET` bytes;
   past it, bodies come in pieces as before;
@@ -244,6 +245,7 @@ class HttpConnection(asyncio.Protocol):
         if (
             length is None
             or not HELD_FROM <= length <= connections.max_body
+            or not request.received  # not started (a client waiting for 100 Continue): nothing held yet
             or request.too_large  # past the limit, or an answered request's body being dropped
             or "Transfer-Encoding" in request.headers
             or connections.held + length - request.received > HELD_BUDGET
