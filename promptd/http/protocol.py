@@ -13,10 +13,9 @@ What it does for every connection:
 - limits: the request line, each header and the header block, the body (413);
 - a large body (a Content-Length of `HELD_FROM` or more) that has started arriving
   but that one read did not bring whole is received straight into one buffer of
-  its length: the event loop
-  reads into it, with no bytes object per read, no parser pass and no join. What
-  clients announced and have not sent yet holds at most `HELD_BUDGET` bytes;
-  past it, bodies come in pieces as before;
+  its length: the event loop reads into it, with no bytes object per read, no
+  parser pass and no join. What clients announced and have not sent yet holds at
+  most `HELD_BUDGET` bytes; past it, bodies come in pieces as before;
 - client timeouts: a request's head must arrive within `client_timeout_s` of its
   first byte (or of the connection opening); an idle keep-alive connection is
   closed after `keepalive_timeout_s`. A sweeper checks every connection a few
