@@ -337,6 +337,7 @@ async def test_a_large_body_refused_before_it_is_read_is_drained_then_closed(mak
     assert status == 401 and headers["connection"] == "close"
     await wire.send(request[2000:])  # what the client still sends is read and dropped, then the close
     assert await wire.closed()
+    await wire.close()
     # A client waiting for 100 Continue has sent nothing of its body: nothing is held for it.
     wire = await connect(client)
     await wire.send(request[: request.index(b"\r\n\r\n")] + b"\r\nExpect: 100-continue\r\n\r\n")
@@ -347,3 +348,20 @@ async def test_a_large_body_refused_before_it_is_read_is_drained_then_closed(mak
     await wire.close()  # as the client does on `Connection: close` (the server would wait LINGER_S for a body)
     await gone(client)
     assert held(client) == 0 and upstream.requests == []
+
+
+async def test_requests_pipelined_behind_a_closing_answer_see_the_answer_then_the_end(make_gateway, upstream, connect):
+    """The answer that closes the connection is followed by the end of the stream,
+    not a reset, though the client had already sent more (a reset can destroy an
+    answer the client has not read yet)."""
+    client = await make_gateway(auth='api_keys = "env:KEYS"', env={"KEYS": "pk-1"})
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    wire = await connect(client)
+    # Refused before its large body was read: the body is drained, the rest dropped.
+    await wire.send(post("/v1/chat/completions", LARGE, "Authorization: Bearer nope") + healthz + healthz)
+    status, headers, _ = await wire.answer()
+    assert status == 401 and headers["connection"] == "close"
+    assert await wire.closed()  # the end of the stream, not ConnectionResetError
+    await wire.close()
+    await gone(client)  # the server closes once the client has
+    assert upstream.requests == []

@@ -316,7 +316,7 @@ class HttpConnection(asyncio.Protocol):
         self.incoming = None
         self.between = True
         if self.linger_since:
-            self.close()  # the unread body of an answered request is drained: done
+            self._end_writing()  # the unread body of an answered request is drained: done
         elif request is not None:
             request.finish()
 
@@ -446,7 +446,7 @@ class HttpConnection(asyncio.Protocol):
             return None
         if self.refusal is not None:
             self.transport.write(self.refusal)
-            self.close()
+            self._end_writing()
             return None
         if not request.keep_alive or not request.complete or self.connections.closing:
             self._close_after(request)  # an unread body is drained first, then the connection closes
@@ -463,10 +463,25 @@ class HttpConnection(asyncio.Protocol):
 
     def _close_after(self, request: Request) -> None:
         """Close now, or once the body the client is still sending has been dropped."""
-        if request.complete or self.no_linger or self.stopped:
+        if self.no_linger or self.stopped:
+            self.close()
+        elif request.complete:
+            self._end_writing()
+        else:
+            request.too_large = True  # what still comes is dropped
+            self.linger_since = self.loop.time()
+
+    def _end_writing(self) -> None:
+        """The answer was the last one: end the writing side after it, then drop what
+        the client still sends until it closes (or for LINGER_S). Closing at once
+        with a pipelined request unread would reset the connection, and a reset can
+        destroy the answer before the client has read it."""
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():
             self.close()
             return
-        request.too_large = True  # what still comes is dropped
+        transport.write_eof()
+        self.stopped = True  # nothing more is parsed; the client's end of stream closes
         self.linger_since = self.loop.time()
 
     def stop_lingering(self) -> None:
@@ -490,7 +505,7 @@ class HttpConnection(asyncio.Protocol):
         if self.current is None:
             if self.transport is not None:
                 self.transport.write(answer)
-            self.close()
+            self._end_writing()
         else:
             self.refusal = answer
 
