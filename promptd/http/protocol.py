@@ -462,7 +462,9 @@ class HttpConnection(asyncio.Protocol):
         return None
 
     def _close_after(self, request: Request) -> None:
-        """Close now, or once the body the client is still sending has been dropped."""
+        """End the connection after the last answer: at once (a stalled body, broken
+        input), after a half-close (`_end_writing`), or once the body the client is
+        still sending has been dropped."""
         if self.no_linger or self.stopped:
             self.close()
         elif request.complete:
