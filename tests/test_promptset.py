@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from promptd.errors import ConfigError
-from promptd.prompts.promptset import PromptLoader
+from promptd.prompts.promptset import PromptLoader, scan_packed
 
 GOOD = """
 [[versions]]
@@ -152,3 +153,70 @@ def test_sample_config_is_valid():
     prompts = PromptLoader(settings.prompt_dirs).build()
     assert {"customer_support", "order_summary", "translate"} <= set(prompts.prompts)
     assert prompts.warnings == ()
+
+
+EVERY_KIND = {
+    "persona.toml": """
+        [environments]
+        production = 1
+        [[versions]]
+        version = 1
+        messages = [{ role = "system", content = "You are the {{company}} assistant." }]
+        [versions.variables]
+        company = { default = "Acme" }
+    """,
+    "agent.toml": """
+        aliases = ["helper"]
+        [environments]
+        production = { 1 = 90, 2 = 10 }
+        [[versions]]
+        version = 1
+        model = "gpt-4o-mini"
+        messages = [{ role = "system", content = "{{> persona}} Help with {{topic}}." }]
+        params = { temperature = 0.2, metadata = { topic = "{{topic}}", tags = ["{{topic}}", "fixed"] } }
+        [[versions]]
+        version = 2
+        model = "gpt-4o-mini"
+        messages = [
+          { role = "system", content = "{{#items}}- {{.}}\\n{{/items}}" },
+          { role = "user", content = [{ type = "text", text = "{{question}}" }] },
+        ]
+        params = { max_tokens = 10 }
+    """,
+    "plain.json": '{"versions": [{"version": 1, "model": "m", "messages": [{"role": "user", "content": "hi"}]}]}',
+}
+
+
+def _cyclic_garbage(build) -> list[str]:
+    """What `build()` left that only the cycle collector could free."""
+    gc.unfreeze()
+    gc.collect()
+    build()
+    gc.unfreeze()  # the build froze what it made (collector_paused)
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        return sorted({getattr(o, "__qualname__", type(o).__name__) for o in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def test_a_build_leaves_no_reference_cycles(tmp_path):
+    """A build runs with the cycle collector paused and freezes what it made, so
+    a cycle made while building would never be freed: every reload would leak
+    it, and the retired set's memory could not be packed or returned."""
+    loader = PromptLoader([write(tmp_path, EVERY_KIND)])
+    loader.build()  # first use of the types: msgspec caches what it learns of them
+    for round_ in range(2):  # the in-process build, then the builder process's (pickled) one
+        for name in EVERY_KIND:
+            path = tmp_path / name
+            path.write_text(
+                path.read_text().replace("model", " model", 1) if name != "plain.json" else path.read_text() + " "
+            )
+        build = (
+            loader.build
+            if round_ == 0
+            else lambda: loader.assemble_packed(*scan_packed(loader.directories, loader.known()))
+        )
+        assert _cyclic_garbage(build) == []

@@ -633,37 +633,49 @@ class _ValueTag:
 def _compile_params(params: Any, path: str, problem) -> tuple[Any, list[Template]]:
     """Compile the strings in `params` that hold tags. Returns (a plan for `_fill`,
     or None when nothing is templated, or _BROKEN) and the templates found."""
-    found: list[Template] = []
-    broken = False
+    walk = _ParamsWalk(problem)
+    plan, templated = walk.value(params, path)
+    if walk.broken:
+        return _BROKEN, walk.found
+    return (plan if templated else None), walk.found
 
-    def walk(value: Any, where: str) -> tuple[Any, bool]:
-        nonlocal broken
+
+class _ParamsWalk:
+    """One walk over a version's params. A class, not a recursive closure: a
+    closure that calls itself is a reference cycle, which only the cycle
+    collector frees, and a build runs with the collector paused and freezes what
+    it made (`collector_paused`), so each version's walk would live for good."""
+
+    __slots__ = ("problem", "found", "broken")
+
+    def __init__(self, problem) -> None:
+        self.problem = problem
+        self.found: list[Template] = []
+        self.broken = False
+
+    def value(self, value: Any, where: str) -> tuple[Any, bool]:
+        """(what `_fill` makes of `value`, whether it holds a template)."""
         if isinstance(value, str):
             if "{{" not in value:
                 return value, False
             try:
                 template = Template(value)
             except TemplateSyntaxError as exc:
-                problem(where, str(exc))
-                broken = True
+                self.problem(where, str(exc))
+                self.broken = True
                 return value, False
-            found.append(template)
+            self.found.append(template)
             nodes = template.nodes
             if len(nodes) == 1 and isinstance(nodes[0], Var):
                 return _ValueTag(nodes[0].name), True
             return template, True
         if isinstance(value, dict):
-            items = {k: walk(v, f"{where}.{k}") for k, v in value.items()}
+            items = {k: self.value(v, f"{where}.{k}") for k, v in value.items()}
             return {k: v for k, (v, _) in items.items()}, any(t for _, t in items.values())
         if isinstance(value, list):
-            items_list = [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
+            items_list = [self.value(v, f"{where}[{i}]") for i, v in enumerate(value)]
             return [v for v, _ in items_list], any(t for _, t in items_list)
         return value, False
-
-    plan, templated = walk(params, path)
-    if broken:
-        return _BROKEN, found
-    return (plan if templated else None), found
 
 
 def _fill(plan: Any, context: dict[str, Any]) -> Any:
