@@ -20,6 +20,7 @@ requests go on between the steps.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import sysconfig
@@ -33,21 +34,39 @@ _BYTES_HEADER = sys.getsizeof(b"")  # a bytes object of n bytes takes this + n
 # The size classes a bytes object can fill (bytes(15) takes 48 bytes). The 16- and
 # 32-byte classes are left: the loop's own temporaries (ints) are allocated there.
 _CLASSES = range(48, 513, 16)
-_MAX_PER_CLASS = 1 << 18  # a guard: a full pool is always found long before
+_MAX_PER_CLASS = 1 << 21  # a guard: a whole free pool is always found long before
 
 _fillers: list[object] = []
 
 
 def _pools_as_expected() -> bool:
-    """Whether objects come from pymalloc pools of the expected geometry: the first
-    block of a fresh pool sits right after the pool's header."""
+    """Whether objects come from pymalloc pools of the expected geometry: a fresh
+    pool's first block sits right after the pool's header, and the header starts
+    with the count of the pool's allocated blocks."""
     if sys.implementation.name != "cpython" or not sysconfig.get_config_var("WITH_PYMALLOC"):
         return False
     if os.environ.get("PYTHONMALLOC", "pymalloc") not in ("pymalloc", ""):
         return False
-    size = 512 - _BYTES_HEADER  # 31 blocks per pool: a few hundred objects start several pools
+    size = 512 - _BYTES_HEADER  # 31 blocks per pool: a few hundred objects fill several pools
     probe = [bytes(size) for _ in range(400)]
-    return any(id(block) % _POOL_SIZE == _POOL_HEADER for block in probe)
+    if not any(id(block) % _POOL_SIZE == _POOL_HEADER for block in probe):
+        return False
+    in_pool: dict[int, int] = {}
+    for block in probe:
+        in_pool[_pool(block)] = in_pool.get(_pool(block), 0) + 1
+    whole = [pool for pool, count in in_pool.items() if count == (_POOL_SIZE - _POOL_HEADER) // 512]
+    return bool(whole) and all(_allocated_in(pool) == in_pool[pool] for pool in whole)
+
+
+def _pool(block: object) -> int:
+    return id(block) - id(block) % _POOL_SIZE
+
+
+def _allocated_in(pool: int) -> int:
+    """How many blocks of the pool are allocated (the header's `ref.count`), not
+    counting the object that reads it, which may have been given one of them."""
+    header = ctypes.c_uint.from_address(pool)
+    return header.value - (_pool(header) == pool)
 
 
 _ENABLED = _pools_as_expected()
@@ -74,24 +93,12 @@ def filling() -> Iterator[int]:
 
 
 def _fill_class(fillers: list[object], size: int) -> None:
-    """Allocate blocks of one size class until three in a row are a pool's first
-    three: a whole free pool, which hands out its blocks in address order (a
-    partly used pool hands out its free blocks last freed first). From then on the
-    class's allocations come from whole free pools."""
+    """Allocate blocks of one size class until one is the only allocated block of
+    its pool: the allocator had no partly used pool of the class left, and took a
+    wholly free one. From then on the class's allocations come from whole free pools."""
     length = size - _BYTES_HEADER
-    run: list[object] = []  # blocks at the start of a pool, in address order
     for _ in range(_MAX_PER_CLASS):
         block = bytes(length)
-        offset = id(block) % _POOL_SIZE
-        if offset == _POOL_HEADER + len(run) * size and (not run or id(block) - id(run[-1]) == size):
-            run.append(block)
-            if len(run) == 3:
-                return  # a whole free pool: its three blocks are freed again here
-            continue
-        fillers += run
-        run = []
-        if offset == _POOL_HEADER:
-            run.append(block)
-        else:
-            fillers.append(block)
-    fillers += run
+        if _allocated_in(_pool(block)) == 1:
+            return  # freed again here: its pool is whole and free again
+        fillers.append(block)
