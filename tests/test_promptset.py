@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_partials import PERSONA
 
 from promptd.errors import ConfigError
 from promptd.prompts.promptset import PromptLoader, scan_packed
@@ -156,15 +157,7 @@ def test_sample_config_is_valid():
 
 
 EVERY_KIND = {
-    "persona.toml": """
-        [environments]
-        production = 1
-        [[versions]]
-        version = 1
-        messages = [{ role = "system", content = "You are the {{company}} assistant." }]
-        [versions.variables]
-        company = { default = "Acme" }
-    """,
+    "persona.toml": PERSONA,  # a partial with a defaulted variable
     "agent.toml": """
         aliases = ["helper"]
         [environments]
